@@ -1,0 +1,15 @@
+"""Building messages: addresses and RFC 5322 bytes."""
+
+from .addresses import Mailbox, normalize_domain, parse_mailbox, refuse_line_breaks
+from .message import ComposedMessage, Draft, compose, new_message_id
+
+__all__ = [
+    "Mailbox",
+    "parse_mailbox",
+    "normalize_domain",
+    "refuse_line_breaks",
+    "Draft",
+    "ComposedMessage",
+    "compose",
+    "new_message_id",
+]

@@ -1,0 +1,96 @@
+"""Building the RFC 5322 message: headers encoded per RFC 2047, text and optional HTML as
+multipart/alternative (RFC 2046 §5.1.4), CRLF line ends, lines within 78 characters."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from ..db.schema import utcnow
+from ..errors import InvalidMessageError
+from .addresses import Mailbox, parse_mailbox, refuse_line_breaks
+
+_MAX_SUBJECT = 998  # RFC 5322 §2.1.1: no line longer than 998 characters
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """What a caller asks to send, before anything is checked."""
+
+    sender: str
+    recipients: list[str]
+    subject: str
+    text: str
+    html: str | None = None
+    reply_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ComposedMessage:
+    id: str
+    sender: Mailbox
+    recipients: tuple[Mailbox, ...]
+    subject: str
+    message_id_header: str
+    raw: bytes
+
+
+def new_message_id() -> str:
+    """Time-ordered, unguessable: 12 hex digits of milliseconds, then 16 random hex digits."""
+    return f"{int(time.time() * 1000):012x}{secrets.token_hex(8)}"
+
+
+def compose(draft: Draft, *, id_domain: str, message_id: str | None = None) -> ComposedMessage:
+    """Check the draft and build the bytes that go on the wire. Raises InputError subclasses."""
+    sender = parse_mailbox(draft.sender, field="sender")
+    recipients = _unique_recipients(draft.recipients)
+    refuse_line_breaks("subject", draft.subject)
+    if not draft.subject.strip():
+        raise InvalidMessageError("The subject is empty.", hint="Give every message a subject.")
+    if len(draft.subject) > _MAX_SUBJECT:
+        raise InvalidMessageError(f"The subject is longer than {_MAX_SUBJECT} characters.")
+    if not draft.text.strip() and not (draft.html or "").strip():
+        raise InvalidMessageError("The message has no body.", hint="Give a text or an HTML body.")
+    reply_to = parse_mailbox(draft.reply_to, field="reply-to") if draft.reply_to else None
+
+    id_ = message_id or new_message_id()
+    message_id_header = f"<{id_}@{id_domain}>"
+    msg = EmailMessage(policy=policy.SMTP)
+    msg["From"] = sender.header()
+    msg["To"] = [r.header() for r in recipients]
+    if reply_to:
+        msg["Reply-To"] = reply_to.header()
+    msg["Subject"] = draft.subject
+    msg["Date"] = format_datetime(utcnow())
+    msg["Message-ID"] = message_id_header
+    msg.set_content(draft.text or " ", cte=_transfer_encoding(draft.text))
+    if draft.html:
+        msg.add_alternative(draft.html, subtype="html", cte=_transfer_encoding(draft.html))
+    return ComposedMessage(
+        id=id_,
+        sender=sender,
+        recipients=recipients,
+        subject=draft.subject,
+        message_id_header=message_id_header,
+        raw=msg.as_bytes(),
+    )
+
+
+def _transfer_encoding(body: str) -> str | None:
+    """Quoted-printable for non-ASCII bodies, so no receiver needs 8BITMIME (RFC 6152);
+    the library's choice (7bit or quoted-printable for long lines) otherwise."""
+    return None if body.isascii() else "quoted-printable"
+
+
+def _unique_recipients(addresses: list[str]) -> tuple[Mailbox, ...]:
+    if not addresses:
+        raise InvalidMessageError("The message has no recipient.", hint="Give at least one 'to'.")
+    seen: dict[str, Mailbox] = {}
+    for text in addresses:
+        mailbox = parse_mailbox(text, field="recipient")
+        seen.setdefault(mailbox.address.lower(), mailbox)
+    return tuple(seen.values())

@@ -1,0 +1,205 @@
+"""Opening an SMTP connection to a destination: the MX hosts by preference, each of their
+addresses in turn (RFC 5321 §5.1), from the destination's source IP, then EHLO (HELO when EHLO
+is refused) and STARTTLS as TLS_MODE says."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass, field
+
+import aiosmtplib
+
+from ..dns import DnsTemporaryError, MxHost, Resolver
+from ..replies import Reply
+from ..settings import Settings
+from ..vocab import TlsMode
+from .transcript import Transcript
+
+
+@dataclass(slots=True)
+class Connection:
+    smtp: aiosmtplib.SMTP
+    mx_host: str
+    mx_ip: str
+    source_ip: str | None
+    tls: bool
+    preamble: Transcript
+    transactions: int = 0
+
+    @property
+    def alive(self) -> bool:
+        return self.smtp.is_connected
+
+    async def close(self) -> None:
+        if self.smtp.is_connected:
+            try:
+                await self.smtp.quit(timeout=5)
+            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+                self.smtp.close()
+
+
+@dataclass(slots=True)
+class ConnectFailure:
+    """No MX host could be used. ``reply`` is the most telling answer: a server's own reply when
+    one was given, else what went wrong locally."""
+
+    reply: Reply
+    transcript: Transcript
+    mx_host: str | None = None
+    mx_ip: str | None = None
+    tried: list[str] = field(default_factory=list)
+
+
+def tls_context() -> ssl.SSLContext:
+    """Opportunistic TLS towards MX hosts: encrypt, do not authenticate. Most MX certificates do
+    not name the MX host (RFC 7672 §1.3 explains why unauthenticated TLS is still worth it)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class Connector:
+    def __init__(self, settings: Settings, resolver: Resolver):
+        self._settings = settings
+        self._resolver = resolver
+        self._tls_context = tls_context() if settings.TLS_MODE is not TlsMode.OFF else None
+        # Hosts whose TLS handshake failed; in opportunistic mode they get plain text next time,
+        # as Postfix does, rather than never getting mail.
+        self._tls_broken: set[str] = set()
+
+    async def open(self, hosts: tuple[MxHost, ...], source_ip: str | None) -> Connection | ConnectFailure:
+        transcript = Transcript()
+        best: ConnectFailure | None = None
+        tried: list[str] = []
+        for mx in hosts:
+            try:
+                ips = await self._resolver.addresses(mx.host)
+            except DnsTemporaryError as exc:
+                transcript.note(str(exc))
+                best = _better(best, ConnectFailure(Reply.local(str(exc)), transcript, mx.host))
+                continue
+            if not ips:
+                note = f"MX host {mx.host} has no address"
+                transcript.note(note)
+                best = _better(best, ConnectFailure(Reply.local(note), transcript, mx.host))
+                continue
+            for ip in ips:
+                tried.append(f"{mx.host}[{ip}]")
+                outcome = await self._open_one(mx.host, ip, source_ip, transcript)
+                if isinstance(outcome, Connection):
+                    return outcome
+                best = _better(best, outcome)
+        if best is None:
+            best = ConnectFailure(Reply.local("no mail exchanger to try"), transcript)
+        best.transcript = transcript
+        best.tried = tried
+        return best
+
+    async def _open_one(
+        self, host: str, ip: str, source_ip: str | None, transcript: Transcript, *, allow_tls: bool = True
+    ) -> Connection | ConnectFailure:
+        s = self._settings
+        smtp = aiosmtplib.SMTP(
+            hostname=ip,
+            port=s.SMTP_PORT,
+            local_hostname=s.helo_name,
+            source_address=(source_ip, 0) if source_ip else None,
+            timeout=s.SMTP_TIMEOUT,
+            start_tls=False,
+            validate_certs=False,
+        )
+        origin = f" from {source_ip}" if source_ip else ""
+        transcript.note(f"connecting to {host} [{ip}]:{s.SMTP_PORT}{origin}")
+        try:
+            greeting = await smtp.connect()
+        except aiosmtplib.SMTPConnectResponseError as exc:
+            transcript.received(exc.code, exc.message)
+            return ConnectFailure(Reply.from_smtp(exc.code, exc.message), transcript, host, ip)
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            text = f"cannot connect to {host} [{ip}]: {_describe(exc)}"
+            transcript.note(text)
+            return ConnectFailure(Reply.local(text), transcript, host, ip)
+        transcript.received(greeting.code, greeting.message)
+        failure = await self._hello(smtp, host, ip, transcript)
+        if failure:
+            return failure
+        tls = False
+        if self._tls_context and allow_tls and smtp.supports_extension("starttls") and host not in self._tls_broken:
+            tls_outcome = await self._starttls(smtp, host, ip, transcript)
+            if isinstance(tls_outcome, ConnectFailure):
+                if s.TLS_MODE is TlsMode.OPPORTUNISTIC:
+                    self._tls_broken.add(host)
+                    transcript.note("TLS failed; retrying this host without TLS (opportunistic)")
+                    return await self._open_one(host, ip, source_ip, transcript, allow_tls=False)
+                return tls_outcome
+            tls = True
+        if not tls and s.TLS_MODE is TlsMode.REQUIRED:
+            smtp.close()
+            text = f"{host} [{ip}] does not offer STARTTLS and TLS_MODE is required"
+            transcript.note(text)
+            return ConnectFailure(Reply.local(text), transcript, host, ip)
+        return Connection(smtp, host, ip, source_ip, tls, Transcript(list(transcript.lines)))
+
+    async def _hello(self, smtp: aiosmtplib.SMTP, host: str, ip: str, transcript: Transcript) -> ConnectFailure | None:
+        try:
+            transcript.sent(f"EHLO {self._settings.helo_name}")
+            reply = await smtp.ehlo()
+            transcript.received(reply.code, reply.message.split("\n")[0])
+            return None
+        except aiosmtplib.SMTPHeloError as exc:
+            transcript.received(exc.code, exc.message)
+            if exc.code >= 500 and smtp.is_connected:
+                try:
+                    transcript.sent(f"HELO {self._settings.helo_name}")
+                    reply = await smtp.helo()
+                    transcript.received(reply.code, reply.message)
+                    return None
+                except aiosmtplib.SMTPHeloError as again:
+                    transcript.received(again.code, again.message)
+                    exc = again
+                except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as lost:
+                    return self._lost(smtp, host, ip, transcript, lost, "HELO")
+            smtp.close()
+            return ConnectFailure(Reply.from_smtp(exc.code, exc.message), transcript, host, ip)
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            return self._lost(smtp, host, ip, transcript, exc, "EHLO")
+
+    async def _starttls(self, smtp: aiosmtplib.SMTP, host: str, ip: str, transcript: Transcript) -> ConnectFailure | None:
+        transcript.sent("STARTTLS")
+        try:
+            reply = await smtp.starttls(tls_context=self._tls_context, validate_certs=False)
+        except aiosmtplib.SMTPResponseException as exc:
+            transcript.received(exc.code, exc.message)
+            smtp.close()
+            return ConnectFailure(Reply.from_smtp(exc.code, exc.message), transcript, host, ip)
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+            return self._lost(smtp, host, ip, transcript, exc, "STARTTLS")
+        transcript.received(reply.code, reply.message)
+        transcript.note("TLS established")
+        return None
+
+    @staticmethod
+    def _lost(smtp, host, ip, transcript: Transcript, exc: BaseException, during: str) -> ConnectFailure:
+        smtp.close()
+        text = f"{host} [{ip}]: {_describe(exc)} during {during}"
+        transcript.note(text)
+        return ConnectFailure(Reply.local(text), transcript, host, ip)
+
+
+def _better(current: ConnectFailure | None, new: ConnectFailure) -> ConnectFailure:
+    """Keep the server's own words over a local error: '421 too busy' says more than 'refused'."""
+    if current is None or (current.reply.code is None and new.reply.code is not None):
+        return new
+    return current
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError) or "refused" in str(exc).lower():
+        return "connection refused"
+    if isinstance(exc, (asyncio.TimeoutError, aiosmtplib.SMTPTimeoutError)):
+        return "timed out"
+    if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
+        return "connection lost"
+    return str(exc) or exc.__class__.__name__

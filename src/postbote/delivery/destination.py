@@ -1,0 +1,127 @@
+"""A destination is one recipient domain as seen from one source IP. It owns the jobs waiting for
+that domain and up to MAX_CONNECTIONS_PER_DOMAIN sender tasks; each sender opens one SMTP
+connection and carries job after job over it, lingering a moment for more before it quits."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from ..db.schema import utcnow
+from ..dns import DnsTemporaryError, MxLookup
+from ..replies import Reply
+from .connection import Connection, ConnectFailure
+from .job import Job, Route, same_reply
+from .transaction import transact
+from .transcript import Transcript
+
+if TYPE_CHECKING:
+    from .worker import Worker
+
+log = logging.getLogger("postbote.delivery")
+
+_LINGER = 1.0  # seconds an idle connection waits for the next job before QUIT
+
+
+class Destination:
+    def __init__(self, worker: "Worker", domain: str, source_ip: str | None):
+        self.worker = worker
+        self.domain = domain
+        self.source_ip = source_ip
+        self.jobs: collections.deque[Job] = collections.deque()
+        self.senders = 0
+        self._more = asyncio.Event()
+
+    def put(self, job: Job) -> None:
+        self.jobs.append(job)
+        self._more.set()
+        if self.senders < self.worker.settings.MAX_CONNECTIONS_PER_DOMAIN and self.senders < len(self.jobs):
+            self.senders += 1
+            self.worker.spawn(self._sender())
+
+    def drain(self) -> list[Job]:
+        """Take back the jobs nobody has started; lingering senders notice and quit."""
+        taken = list(self.jobs)
+        self.jobs.clear()
+        self._more.set()
+        return taken
+
+    async def _sender(self) -> None:
+        conn: Connection | None = None
+        try:
+            mx = await self._lookup()
+            if mx is None:
+                return
+            while True:
+                job = await self._next_job()
+                if job is None:
+                    return
+                if conn is None or not conn.alive:
+                    started = utcnow()
+                    opened = await self.worker.connector.open(mx.hosts, self.source_ip)
+                    if isinstance(opened, ConnectFailure):
+                        self._fail_all(job, opened.reply, opened.transcript, started,
+                                       Route(opened.mx_host, opened.mx_ip))
+                        return
+                    conn = opened
+                await self._send(conn, job)
+        except Exception:  # a bug must not strand the jobs: they go back when their lease ends
+            log.exception("sender for %s failed", self.domain)
+        finally:
+            self.senders -= 1
+            if conn is not None:
+                await conn.close()
+
+    async def _next_job(self) -> Job | None:
+        while not self.worker.stopping:
+            while self.jobs:
+                job = self.jobs.popleft()
+                # Sending on a lease about to run out could race another worker's claim.
+                if utcnow() + timedelta(seconds=self.worker.lease_margin) >= job.lease_expires_at:
+                    self.worker.forget(job)
+                    continue
+                return job
+            self._more.clear()
+            try:
+                await asyncio.wait_for(self._more.wait(), _LINGER)
+            except asyncio.TimeoutError:
+                return None
+        return None
+
+    async def _lookup(self) -> MxLookup | None:
+        """MX of the domain; when it settles the jobs' fate without a connection, settle them all."""
+        started = utcnow()
+        try:
+            mx = await self.worker.resolver.mx(self.domain)
+        except DnsTemporaryError as exc:
+            self._fail_all(None, Reply.local(str(exc)), Transcript(), started, Route())
+            return None
+        reason, status = None, None
+        if mx.null_mx:
+            reason, status = f"{self.domain} publishes a null MX (RFC 7505): it accepts no mail", "5.1.10"
+        elif mx.nxdomain:
+            reason, status = f"the domain {self.domain} does not exist (NXDOMAIN)", "5.1.2"
+        elif mx.no_address:
+            reason, status = f"{self.domain} has no MX record and no address (RFC 5321 §5.1)", "5.1.2"
+        if reason:
+            # A permanent answer in DNS is a bounce with no connection made.
+            self._fail_all(None, Reply(code=None, text=reason, enhanced_code=status),
+                           Transcript([f"* {reason}"]), started, Route())
+            return None
+        return mx
+
+    async def _send(self, conn: Connection, job: Job) -> None:
+        started = utcnow()
+        reused = conn.transactions > 0
+        result = await transact(conn, job.message.mail_from, job.recipients, job.message.raw)
+        route = Route(conn.mx_host, conn.mx_ip, conn.tls, reused)
+        self.worker.report(job, result.replies, started, route, conn.preamble.extended(result.transcript))
+
+    def _fail_all(self, first: Job | None, reply: Reply, transcript: Transcript, started, route: Route) -> None:
+        """The destination cannot be reached now (or ever): every waiting job gets the same reply."""
+        jobs = ([first] if first else []) + self.drain()
+        for job in jobs:
+            self.worker.report(job, same_reply(job, reply), started, route, transcript)

@@ -1,0 +1,106 @@
+"""A job is one message to one domain: the deliveries of its recipients there, sent in one
+transaction. Turning a job's outcome into delivery updates happens here, in one place, for
+replies from a server and for failures that never reached one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..db.schema import utcnow
+from ..queue import AttemptRecord, ClaimedDelivery, DeliveryUpdate, QueuedMessage
+from ..replies import Reply, classify
+from ..vocab import AttemptOutcome, DeliveryState
+from .retry import RetryPolicy, decide
+from .transcript import Transcript
+
+
+@dataclass(slots=True)
+class Job:
+    message: QueuedMessage
+    domain: str
+    source_ip: str | None
+    deliveries: list[ClaimedDelivery]
+
+    @property
+    def recipients(self) -> list[str]:
+        return [d.recipient for d in self.deliveries]
+
+    @property
+    def lease_expires_at(self) -> datetime:
+        return min(d.lease_expires_at for d in self.deliveries)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where an attempt went, for the attempt record."""
+
+    mx_host: str | None = None
+    mx_ip: str | None = None
+    tls: bool = False
+    reused: bool = False
+
+
+_OUTCOME = {
+    DeliveryState.DELIVERED: AttemptOutcome.DELIVERED,
+    DeliveryState.DEFERRED: AttemptOutcome.TEMPORARY,
+    DeliveryState.EXPIRED: AttemptOutcome.TEMPORARY,
+    DeliveryState.BOUNCED: AttemptOutcome.PERMANENT,
+}
+
+
+def outcome_updates(
+    job: Job,
+    replies: dict[str, Reply],
+    *,
+    started_at: datetime,
+    route: Route,
+    transcript: Transcript,
+    policy: RetryPolicy,
+) -> list[DeliveryUpdate]:
+    """One update per delivery of the job, from the reply that decides each recipient's fate."""
+    now = utcnow()
+    duration_ms = int((now - started_at).total_seconds() * 1000)
+    text = transcript.text()
+    updates = []
+    for delivery in job.deliveries:
+        reply = replies[delivery.recipient]
+        accepted = reply.code == 250
+        decision = decide(
+            None if accepted else classify(reply),
+            failures=delivery.attempts + 1,
+            now=now,
+            expires_at=job.message.expires_at,
+            policy=policy,
+        )
+        attempt = AttemptRecord(
+            started_at=started_at,
+            duration_ms=duration_ms,
+            outcome=_OUTCOME[decision.state].value,
+            reply_code=reply.code,
+            enhanced_code=reply.enhanced_code,
+            reply_text=reply.text,
+            mx_host=route.mx_host,
+            mx_ip=route.mx_ip,
+            source_ip=job.source_ip,
+            tls=route.tls,
+            connection_reused=route.reused,
+            transcript=text,
+        )
+        updates.append(
+            DeliveryUpdate(
+                delivery_id=delivery.id,
+                message_id=job.message.id,
+                state=decision.state,
+                next_attempt_at=decision.next_attempt_at,
+                source_ip=job.source_ip,
+                attempt=attempt,
+                reason=str(reply),
+                at=now,
+            )
+        )
+    return updates
+
+
+def same_reply(job: Job, reply: Reply) -> dict[str, Reply]:
+    return {rcpt: reply for rcpt in job.recipients}

@@ -1,0 +1,77 @@
+"""The one exception tree of Postbote.
+
+    PostboteError                 code, message, hint — what every face shows a user
+    ├── ConfigError               a setting is missing or malformed
+    ├── InputError                a request was refused; nothing was stored
+    │   ├── HeaderInjectionError  a CR or LF in a header value
+    │   ├── InvalidAddressError   an address Postbote cannot send to or from
+    │   └── InvalidMessageError   a message without recipients, subject or body
+    ├── NotFoundError             the thing does not exist, or belongs to another tenant
+    ├── AuthError                 no or a wrong API key
+    ├── ConflictError             the thing exists already
+    └── StoreError                the database is unreachable or its schema is not current
+
+Exceptions of the libraries below (aiosmtplib, ssl, dnspython, SQLAlchemy) are translated where
+they are caught; delivery attempts never raise, they return an ``AttemptResult``.
+"""
+
+from __future__ import annotations
+
+
+class PostboteError(Exception):
+    """Base of every error a user can see: a stable code, one sentence and a hint."""
+
+    code = "error"
+    hint = ""
+
+    def __init__(self, message: str, *, hint: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        if hint is not None:
+            self.hint = hint
+        if code is not None:
+            self.code = code
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message, "hint": self.hint}
+
+
+class ConfigError(PostboteError):
+    code = "config_invalid"
+    hint = "Check the setting in postbote.toml or its POSTBOTE_* environment variable."
+
+
+class InputError(PostboteError):
+    code = "input_invalid"
+
+
+class HeaderInjectionError(InputError):
+    code = "header_injection"
+    hint = "Remove line breaks (CR, LF) from subjects, names and addresses."
+
+
+class InvalidAddressError(InputError):
+    code = "address_invalid"
+    hint = "Write the address as local-part@domain, e.g. anna.schmidt@example.com."
+
+
+class InvalidMessageError(InputError):
+    code = "message_invalid"
+
+
+class NotFoundError(PostboteError):
+    code = "not_found"
+
+
+class AuthError(PostboteError):
+    code = "unauthorized"
+    hint = "Send 'Authorization: Bearer <key>' with a key from 'postbote tenant key'."
+
+
+class ConflictError(PostboteError):
+    code = "conflict"
+
+
+class StoreError(PostboteError):
+    code = "store_unavailable"
+    hint = "Check DATABASE_URL and run 'postbote init' to create or upgrade the schema."

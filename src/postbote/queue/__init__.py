@@ -1,0 +1,25 @@
+"""The queue: accepting messages, claiming due deliveries under a lease, recording outcomes."""
+
+from .claim import ClaimedDelivery, QueuedMessage, claim_due, load_messages, release
+from .enqueue import enqueue, enqueue_in
+from .record import AttemptRecord, DeliveryUpdate, record_outcomes
+from .status import MessageView, RecipientView, AttemptView, message_status, next_due_at, pending_count
+
+__all__ = [
+    "ClaimedDelivery",
+    "QueuedMessage",
+    "claim_due",
+    "load_messages",
+    "release",
+    "enqueue",
+    "enqueue_in",
+    "AttemptRecord",
+    "DeliveryUpdate",
+    "record_outcomes",
+    "MessageView",
+    "RecipientView",
+    "AttemptView",
+    "message_status",
+    "next_due_at",
+    "pending_count",
+]

@@ -1,0 +1,93 @@
+"""Claiming due deliveries with a lease: one conditional UPDATE … RETURNING.
+
+A delivery is claimable when it is pending (queued or deferred), due, and nobody holds a live
+lease on it. The claim sets the lease; a worker that dies simply lets its leases run out, and the
+next claim takes those deliveries over. On PostgreSQL, ``FOR UPDATE SKIP LOCKED`` lets many
+workers claim at once without waiting on each other; SQLite has one writer at a time, so the
+plain sub-select is already exclusive. This is the one place where the dialects differ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, or_, select, update
+
+from ..db.schema import deliveries, messages
+from ..vocab import PENDING_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    id: int
+    message_id: str
+    recipient: str
+    domain: str
+    attempts: int
+    source_ip: str | None
+    lease_expires_at: datetime
+
+
+def claim_due(
+    engine: Engine, *, owner: str, limit: int, lease_seconds: float, now: datetime
+) -> list[ClaimedDelivery]:
+    lease_until = now + timedelta(seconds=lease_seconds)
+    due = (
+        select(deliveries.c.id)
+        .where(
+            deliveries.c.state.in_([s.value for s in PENDING_STATES]),
+            deliveries.c.next_attempt_at <= now,
+            or_(deliveries.c.lease_expires_at.is_(None), deliveries.c.lease_expires_at < now),
+        )
+        .order_by(deliveries.c.next_attempt_at)
+        .limit(limit)
+    )
+    if engine.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    statement = (
+        update(deliveries)
+        .where(deliveries.c.id.in_(due.scalar_subquery()))
+        .values(lease_owner=owner, lease_expires_at=lease_until)
+        .returning(
+            deliveries.c.id,
+            deliveries.c.message_id,
+            deliveries.c.recipient,
+            deliveries.c.domain,
+            deliveries.c.attempts,
+            deliveries.c.source_ip,
+        )
+    )
+    with engine.begin() as conn:
+        rows = conn.execute(statement).all()
+    return [ClaimedDelivery(*row, lease_expires_at=lease_until) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMessage:
+    id: str
+    mail_from: str
+    raw: bytes
+    expires_at: datetime
+
+
+def load_messages(engine: Engine, ids: set[str]) -> dict[str, QueuedMessage]:
+    """The messages of the claimed deliveries, by id."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(messages.c.id, messages.c.mail_from, messages.c.raw, messages.c.expires_at)
+            .where(messages.c.id.in_(ids))
+        ).all()
+    return {row.id: QueuedMessage(row.id, row.mail_from, bytes(row.raw), row.expires_at) for row in rows}
+
+
+def release(engine: Engine, *, owner: str, ids: list[int]) -> None:
+    """Give back leases that were claimed but will not be attempted (a worker shutting down)."""
+    if not ids:
+        return
+    with engine.begin() as conn:
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id.in_(ids), deliveries.c.lease_owner == owner)
+            .values(lease_owner=None, lease_expires_at=None)
+        )

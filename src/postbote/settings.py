@@ -1,0 +1,223 @@
+"""The one typed settings schema. Every setting has a default and a description; the values come,
+strongest first, from arguments, ``POSTBOTE_*`` environment variables, and ``postbote.toml``
+(the file named by ``POSTBOTE_CONFIG``, else ``./postbote.toml``).
+
+Lists are written comma-separated in the environment (``POSTBOTE_SOURCE_IPS=192.0.2.1,192.0.2.2``)
+and as TOML arrays or strings in the file; durations as ``30s``, ``5m``, ``1h``, ``4d``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from .durations import format_duration, parse_duration
+from .errors import ConfigError
+from .vocab import TlsMode
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def config_path() -> Path:
+    return Path(os.environ.get("POSTBOTE_CONFIG", "postbote.toml"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="POSTBOTE_", extra="ignore", frozen=True)
+
+    DATABASE_URL: str = Field(
+        "sqlite:///./var/postbote.db",
+        description="SQLAlchemy URL of the store: sqlite:///path (embedded, WAL) or "
+        "postgresql+psycopg://user@host/db.",
+    )
+    DNS_NAMESERVERS: CommaList = Field(
+        default_factory=list,
+        description="Resolvers to ask, as ip or ip:port; empty means the system's (resolv.conf).",
+    )
+    DNS_TIMEOUT: float = Field(5.0, description="Seconds one DNS lookup may take in all.")
+    SMTP_PORT: int = Field(25, ge=1, le=65535, description="Port of receiving servers (25).")
+    SMTP_TIMEOUT: float = Field(
+        60.0, description="Seconds any one SMTP command may wait for its reply."
+    )
+    SOURCE_IPS: CommaList = Field(
+        default_factory=list,
+        description="Local addresses to send from; a destination keeps one of them across "
+        "retries. Empty: the kernel's choice.",
+    )
+    HELO_NAME: str = Field(
+        "", description="Name given in EHLO; empty: this machine's fully qualified name."
+    )
+    PLATFORM_DOMAIN: str = Field(
+        "postbote.localhost", description="The platform's own mail domain."
+    )
+    DEFAULT_SENDER: str = Field(
+        "", description="Default From address; empty: notification@PLATFORM_DOMAIN."
+    )
+    RETRY_SCHEDULE: CommaList = Field(
+        default_factory=lambda: ["5m", "10m", "20m", "40m", "1h", "2h", "4h"],
+        description="Waits after the 1st, 2nd … temporary failure; the last one repeats.",
+    )
+    RETRY_JITTER: float = Field(
+        0.1, ge=0, le=1, description="Each wait is stretched or shrunk by up to this fraction."
+    )
+    MAX_LIFETIME: str = Field(
+        "4d", description="How long a message is retried before it expires (RFC 5321 §4.5.4.1)."
+    )
+    TLS_MODE: TlsMode = Field(
+        TlsMode.OPPORTUNISTIC, description="STARTTLS: opportunistic, required or off."
+    )
+    API_LISTEN: str = Field("127.0.0.1:8025", description="host:port of the REST API.")
+    LEASE_DURATION: str = Field(
+        "10m",
+        description="How long a worker owns the deliveries it claimed; a dead worker's "
+        "deliveries are taken over after this.",
+    )
+    MAX_INFLIGHT: int = Field(
+        2000, ge=1, description="Deliveries one worker holds claimed at a time."
+    )
+    MAX_CONNECTIONS_PER_DOMAIN: int = Field(
+        10, ge=1, description="Parallel SMTP connections one worker opens to one domain."
+    )
+    LOG_LEVEL: str = Field("INFO", description="Logging level of serve and worker.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_path())
+        return (init_settings, env_settings, toml)
+
+    _split_lists = field_validator(
+        "DNS_NAMESERVERS", "SOURCE_IPS", "RETRY_SCHEDULE", mode="before"
+    )(_split)
+
+    @field_validator("SOURCE_IPS")
+    @classmethod
+    def _check_ips(cls, value: list[str]) -> list[str]:
+        for ip in value:
+            ipaddress.ip_address(ip)
+        return value
+
+    @field_validator("DNS_NAMESERVERS")
+    @classmethod
+    def _check_nameservers(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            parse_host_port(entry, default_port=53)
+        return value
+
+    @field_validator("RETRY_SCHEDULE")
+    @classmethod
+    def _check_schedule(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("the retry schedule needs at least one step")
+        for step in value:
+            parse_duration(step)
+        return value
+
+    @field_validator("MAX_LIFETIME", "LEASE_DURATION")
+    @classmethod
+    def _check_duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _check_listen(self) -> "Settings":
+        parse_host_port(self.API_LISTEN, default_port=8025)
+        return self
+
+    # Derived values, computed once.
+
+    @cached_property
+    def retry_steps(self) -> tuple[float, ...]:
+        return tuple(parse_duration(step) for step in self.RETRY_SCHEDULE)
+
+    @cached_property
+    def max_lifetime_seconds(self) -> float:
+        return parse_duration(self.MAX_LIFETIME)
+
+    @cached_property
+    def lease_seconds(self) -> float:
+        return parse_duration(self.LEASE_DURATION)
+
+    @cached_property
+    def helo_name(self) -> str:
+        return self.HELO_NAME or socket.getfqdn()
+
+    @cached_property
+    def default_sender(self) -> str:
+        return self.DEFAULT_SENDER or f"notification@{self.PLATFORM_DOMAIN}"
+
+    @cached_property
+    def nameservers(self) -> list[tuple[str, int]]:
+        return [parse_host_port(entry, default_port=53) for entry in self.DNS_NAMESERVERS]
+
+    @cached_property
+    def api_host_port(self) -> tuple[str, int]:
+        return parse_host_port(self.API_LISTEN, default_port=8025)
+
+    def describe(self) -> dict[str, str]:
+        """Each setting with its current value as a person would write it."""
+        out: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, list):
+                value = ",".join(value)
+            out[name] = str(value)
+        return out
+
+
+def parse_host_port(text: str, *, default_port: int) -> tuple[str, int]:
+    """``ip``, ``ip:port``, ``[v6]:port`` or ``v6`` → (host, port)."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.lstrip(":") or str(default_port)
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    else:
+        host, port = text, str(default_port)
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not host, host:port or [v6]:port")
+    return host, int(port)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, turning pydantic's validation report into one ConfigError."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ConfigError(
+            f"Setting {name} is invalid: {first['msg']}.",
+            hint=f"Fix {name} in postbote.toml or POSTBOTE_{name}.",
+        ) from None
+
+
+__all__ = ["Settings", "load_settings", "parse_host_port", "config_path", "format_duration"]
