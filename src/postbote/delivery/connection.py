@@ -196,7 +196,9 @@ def _better(current: ConnectFailure | None, new: ConnectFailure) -> ConnectFailu
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionRefusedError) or "refused" in str(exc).lower():
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(exc, ConnectionRefusedError) or isinstance(cause, ConnectionRefusedError) \
+            or "refused" in str(exc).lower() or "errno 111" in str(exc).lower():
         return "connection refused"
     if isinstance(exc, (asyncio.TimeoutError, aiosmtplib.SMTPTimeoutError)):
         return "timed out"

@@ -88,8 +88,10 @@ class _ScriptedSMTP(SMTP):
         self._receiver = receiver
 
     async def _handle_client(self) -> None:
-        self._receiver.connected(self.session.peer[0])
-        reply = self._receiver.script.greeting(self.session.peer[0])
+        reply = None
+        if self._receiver.live:  # the controller's own readiness probe gets the plain greeting
+            self._receiver.connected(self.session.peer[0])
+            reply = self._receiver.script.greeting(self.session.peer[0])
         if reply is not None:
             await self.push(reply)
             self.transport.close()
@@ -115,6 +117,7 @@ class Receiver:
         self.script = script or Script()
         self.messages: list[ReceivedMessage] = []
         self.connections: list[str] = []  # the client address of every connection
+        self.live = False
         self._lock = threading.Lock()
         kwargs = {"tls_context": tls_context} if tls_context else {}
         self._controller = _Controller(
@@ -132,8 +135,7 @@ class Receiver:
 
     def start(self) -> "Receiver":
         self._controller.start()
-        with self._lock:
-            self.connections.clear()  # the controller's own readiness probe is no client
+        self.live = True
         return self
 
     def stop(self) -> None:

@@ -1,0 +1,39 @@
+"""Request and response bodies of the REST API."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SendRequest(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    sender: str = Field(alias="from", description="From address, e.g. 'ACME HR <hr@acme.com>'.")
+    to: list[str] = Field(min_length=1, description="Recipients.")
+    subject: str
+    text: str = Field("", description="Plain-text body.")
+    html: Optional[str] = Field(None, description="HTML body, sent as multipart/alternative.")
+    reply_to: Optional[str] = None
+
+
+class RecipientState(BaseModel):
+    address: str
+    state: str
+
+
+class SendResponse(BaseModel):
+    id: str
+    message_id_header: str
+    recipients: list[RecipientState]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    hint: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,187 @@
+"""``postbote`` — set up, run, and send from the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Iterator, Optional
+
+import typer
+
+from ..app import App
+from ..compose import Draft
+from ..db import upgrade
+from ..errors import PostboteError
+from ..queue import message_status
+from ..sending import send as send_message
+from ..settings import Settings, config_path
+from ..tenants import add_tenant, create_key, get_tenant
+from ..views import accepted_json, message_json
+from . import render
+from .output import console, emit_json, fail
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Postbote: notification e-mail that arrives.")
+tenant_cli = typer.Typer(no_args_is_help=True, help="Tenants (customer companies) and their API keys.")
+cli.add_typer(tenant_cli, name="tenant")
+
+JsonOpt = typer.Option(False, "--json", help="Print one JSON document (keys documented in the README).")
+
+
+@contextlib.contextmanager
+def guarded(as_json: bool = False) -> Iterator[App]:
+    """Build the app, turn every PostboteError into the CLI's error output, close the store."""
+    app = None
+    try:
+        app = App.from_environment()
+        yield app
+    except PostboteError as error:
+        fail(error, as_json=as_json)
+    finally:
+        if app is not None:
+            app.close()
+
+
+def run_async(coro):
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:
+        return asyncio.run(coro)
+
+
+@cli.command()
+def init() -> None:
+    """Create or upgrade the database, and write postbote.toml when there is none."""
+    with guarded() as app:
+        path = config_path()
+        if not path.exists():
+            path.write_text(render.config_file(app.settings), encoding="utf-8")
+            console.print(f"wrote {path}")
+        upgrade(app.engine)
+        console.print(f"database ready: {app.engine.url.render_as_string(hide_password=True)}")
+
+
+@cli.command()
+def worker(
+    until_done: bool = typer.Option(False, "--until-done", help="Exit once nothing is queued or deferred."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="Exit after this many seconds."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Deliver queued mail."""
+    with guarded(as_json) as app:
+        app.check_store()
+        _logging(app.settings)
+
+        async def main():
+            stop = _stop_on_signals()
+            return await app.worker().run(until_done=until_done, timeout=timeout, stop=stop)
+
+        stats = run_async(main())
+        summary = {"claimed": stats.claimed, "outcomes": dict(stats.outcomes), "seconds": round(stats.seconds, 3)}
+        if as_json:
+            emit_json(summary)
+        else:
+            console.print(render.worker_summary(summary))
+
+
+@cli.command()
+def serve() -> None:
+    """Run the REST API and a delivery worker in one process."""
+    import uvicorn
+
+    from ..api import create_api
+
+    with guarded() as app:
+        app.check_store()
+        _logging(app.settings)
+        host, port = app.settings.api_host_port
+
+        async def main():
+            server = uvicorn.Server(uvicorn.Config(create_api(app), host=host, port=port, log_level="warning"))
+            stop = asyncio.Event()
+            delivering = asyncio.create_task(app.worker().run(stop=stop))
+            console.print(f"Postbote API on http://{host}:{port} (docs at /docs); delivering.")
+            try:
+                await server.serve()
+            finally:
+                stop.set()
+                await delivering
+
+        run_async(main())
+
+
+@tenant_cli.command("add")
+def tenant_add(
+    name: str,
+    display_name: Optional[str] = typer.Option(None, "--display-name", help='The company as recipients see it, e.g. "ACME GmbH".'),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Create a tenant."""
+    with guarded(as_json) as app:
+        app.check_store()
+        tenant = add_tenant(app.engine, name, display_name)
+        data = {"id": tenant.id, "name": tenant.name, "display_name": tenant.display_name}
+        emit_json(data) if as_json else console.print(f"tenant {tenant.name} ({tenant.display_name}) created")
+
+
+@tenant_cli.command("key")
+def tenant_key(name: str, as_json: bool = JsonOpt) -> None:
+    """Create an API key for a tenant. It is shown once; only its hash is stored."""
+    with guarded(as_json) as app:
+        app.check_store()
+        key = create_key(app.engine, get_tenant(app.engine, name))
+        if as_json:
+            emit_json({"tenant": name, "api_key": key})
+        else:
+            console.print(key, highlight=False)
+            console.print("[dim]Store it now: Postbote keeps only its hash and cannot show it again.[/]")
+
+
+@cli.command()
+def send(
+    tenant: str = typer.Option(..., "--tenant", help="Tenant name."),
+    sender: str = typer.Option(..., "--from", help="From address, e.g. 'ACME HR <hr@acme.com>'."),
+    to: list[str] = typer.Option(..., "--to", help="Recipient; repeat for several."),
+    subject: str = typer.Option(..., "--subject"),
+    text: str = typer.Option(..., "--text", help="Plain-text body."),
+    html: Optional[str] = typer.Option(None, "--html", help="HTML body (sent as an alternative)."),
+    reply_to: Optional[str] = typer.Option(None, "--reply-to"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Queue a message; prints its id and each recipient's state."""
+    with guarded(as_json) as app:
+        app.check_store()
+        accepted = send_message(
+            app.engine, app.settings, get_tenant(app.engine, tenant),
+            Draft(sender=sender, recipients=to, subject=subject, text=text, html=html, reply_to=reply_to),
+        )
+        data = accepted_json(accepted)
+        emit_json(data) if as_json else console.print(render.accepted(data))
+
+
+@cli.command()
+def status(message_id: str, as_json: bool = JsonOpt) -> None:
+    """Each recipient's state and every delivery attempt with the server's reply."""
+    with guarded(as_json) as app:
+        app.check_store()
+        data = message_json(message_status(app.engine, message_id))
+        emit_json(data) if as_json else console.print(render.status(data))
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.LOG_LEVEL.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def main() -> None:
+    cli()

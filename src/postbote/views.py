@@ -1,0 +1,60 @@
+"""The JSON shapes every face prints: the CLI's ``--json`` and the REST API give the same keys,
+snake_case, documented in the README. Changing a key is a breaking change."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from .queue import AttemptView, MessageView
+from .sending import Accepted
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def accepted_json(accepted: Accepted) -> dict:
+    return {
+        "id": accepted.id,
+        "message_id_header": accepted.message_id_header,
+        "recipients": [{"address": a, "state": s.value} for a, s in accepted.recipients],
+    }
+
+
+def attempt_json(a: AttemptView) -> dict:
+    return {
+        "started_at": _time(a.started_at),
+        "duration_ms": a.duration_ms,
+        "outcome": a.outcome,
+        "reply_code": a.reply_code,
+        "enhanced_code": a.enhanced_code,
+        "reply": a.reply,
+        "mx_host": a.mx_host,
+        "mx_ip": a.mx_ip,
+        "source_ip": a.source_ip,
+        "tls": a.tls,
+        "transcript": a.transcript.split("\n") if a.transcript else [],
+    }
+
+
+def message_json(view: MessageView) -> dict:
+    return {
+        "id": view.id,
+        "from": view.sender,
+        "subject": view.subject,
+        "message_id_header": view.message_id_header,
+        "size": view.size,
+        "created_at": _time(view.created_at),
+        "expires_at": _time(view.expires_at),
+        "recipients": [
+            {
+                "address": r.address,
+                "state": r.state,
+                "attempts": r.attempts,
+                "next_attempt_at": _time(r.next_attempt_at),
+                "last_reply": r.last_reply,
+                "history": [attempt_json(a) for a in r.history],
+            }
+            for r in view.recipients
+        ],
+    }
