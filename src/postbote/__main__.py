@@ -1,0 +1,3 @@
+from postbote.cli.main import main
+
+main()
