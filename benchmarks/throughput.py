@@ -1,0 +1,155 @@
+"""Delivery throughput, end to end: enqueue N messages (about 4 KB, several recipient domains),
+then deliver them with one worker into Postfix's smtp-sink on loopback, resolving MX through a
+DNS server on loopback. Prints one JSON line per store.
+
+    python benchmarks/throughput.py --messages 20000 --store sqlite --store postgresql
+
+smtp-sink comes with Debian's postfix package (scripts/install-system-deps installs it; the
+Postfix daemon is not started). PostgreSQL is read from POSTBOTE_BENCH_PG_URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+from sqlalchemy import create_engine, text
+
+from postbote.app import App
+from postbote.compose import Draft, compose
+from postbote.db import upgrade
+from postbote.queue import enqueue_in, pending_count
+from postbote.tenants import add_tenant
+from postbote.testing import DnsServer, Zone
+
+PG_URL = os.environ.get("POSTBOTE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+BODY = ("Guten Tag, Ihr Antrag auf Urlaub vom 3. bis 14. August wurde genehmigt. " * 50)[:3600]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_sink(port: int) -> subprocess.Popen:
+    sink = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+    if not os.path.exists(sink):
+        raise SystemExit("smtp-sink not found: run scripts/install-system-deps (Debian package postfix)")
+    user = ["-u", "nobody"] if os.geteuid() == 0 else []  # it refuses to run as root
+    proc = subprocess.Popen([sink, *user, "-m", "1000", f"127.0.0.1:{port}", "1024"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return proc
+        time.sleep(0.05)
+    raise SystemExit("smtp-sink did not start")
+
+
+def store_url(kind: str, workdir: str) -> tuple[str, callable]:
+    if kind == "sqlite":
+        return f"sqlite:///{workdir}/bench.db", lambda: None
+    schema = f"bench_{secrets.token_hex(4)}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+
+    def drop():
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+    return f"{PG_URL}?options=-csearch_path%3D{schema}", drop
+
+
+def enqueue(app: App, messages: int, domains: int) -> float:
+    tenant = add_tenant(app.engine, "bench", "Bench GmbH")
+    started = time.perf_counter()
+    for first in range(0, messages, 1000):
+        batch = [
+            compose(Draft("Bench GmbH <hr@bench.test>", [f"user{n}@d{n % domains}.test"], f"Urlaubsantrag {n}", BODY),
+                    id_domain="platform.test")
+            for n in range(first, min(first + 1000, messages))
+        ]
+        with app.engine.begin() as conn:
+            enqueue_in(conn, tenant.id, batch, lifetime=86400)
+    return time.perf_counter() - started
+
+
+def run(kind: str, messages: int, domains: int, connections: int, dns: DnsServer, port: int) -> dict:
+    workdir = tempfile.mkdtemp(prefix="postbote-bench-")
+    url, cleanup = store_url(kind, workdir)
+    app = App.from_environment(
+        DATABASE_URL=url, DNS_NAMESERVERS=[dns.address], SMTP_PORT=port, HELO_NAME="bench.platform.test",
+        MAX_CONNECTIONS_PER_DOMAIN=connections, TLS_MODE="off", LOG_LEVEL="WARNING",
+    )
+    try:
+        upgrade(app.engine)
+        enqueue_seconds = enqueue(app, messages, domains)
+        rss_queued = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        started = time.perf_counter()
+        stats = _loop_run(app.worker().run(until_done=True, timeout=3600))
+        seconds = time.perf_counter() - started
+        left = pending_count(app.engine)
+        return {
+            "store": kind,
+            "messages": messages,
+            "domains": domains,
+            "connections_per_domain": connections,
+            "seconds": round(seconds, 2),
+            "msgs_per_s": round(messages / seconds, 1),
+            "delivered": stats.outcomes.get("delivered", 0),
+            "left_in_queue": left,
+            "enqueue_msgs_per_s": round(messages / enqueue_seconds, 1),
+            "end_to_end_msgs_per_s": round(messages / (seconds + enqueue_seconds), 1),
+            "peak_rss_mb_queued": round(rss_queued, 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        }
+    finally:
+        app.close()
+        cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _loop_run(coro):
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:
+        return asyncio.run(coro)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=20000)
+    parser.add_argument("--domains", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=10, help="per domain")
+    parser.add_argument("--store", action="append", choices=["sqlite", "postgresql"])
+    args = parser.parse_args()
+    zone = Zone()
+    for i in range(args.domains):
+        zone.mail_domain(f"d{i}.test", (10, f"mx.d{i}.test", "127.0.0.1"))
+    port = free_port()
+    sink = start_sink(port)
+    try:
+        with DnsServer(zone) as dns:
+            for kind in args.store or ["sqlite"]:
+                print(json.dumps(run(kind, args.messages, args.domains, args.connections, dns, port)), flush=True)
+    finally:
+        sink.terminate()
+        sink.wait()
+
+
+if __name__ == "__main__":
+    main()
