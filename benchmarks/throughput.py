@@ -18,7 +18,6 @@ import resource
 import secrets
 import shutil
 import socket
-import subprocess
 import tempfile
 import time
 
@@ -30,6 +29,7 @@ from postbote.db import upgrade
 from postbote.queue import enqueue_in, pending_count
 from postbote.tenants import add_tenant
 from postbote.testing import DnsServer, Zone
+from postbote.testing.sink import SmtpSink
 
 PG_URL = os.environ.get("POSTBOTE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BODY = ("Guten Tag, Ihr Antrag auf Urlaub vom 3. bis 14. August wurde genehmigt. " * 50)[:3600]
@@ -39,21 +39,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def start_sink(port: int) -> subprocess.Popen:
-    sink = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
-    if not os.path.exists(sink):
-        raise SystemExit("smtp-sink not found: run scripts/install-system-deps (Debian package postfix)")
-    user = ["-u", "nobody"] if os.geteuid() == 0 else []  # it refuses to run as root
-    proc = subprocess.Popen([sink, *user, "-m", "1000", f"127.0.0.1:{port}", "1024"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return proc
-        time.sleep(0.05)
-    raise SystemExit("smtp-sink did not start")
 
 
 def store_url(kind: str, workdir: str) -> tuple[str, callable]:
@@ -141,14 +126,13 @@ def main() -> None:
     for i in range(args.domains):
         zone.mail_domain(f"d{i}.test", (10, f"mx.d{i}.test", "127.0.0.1"))
     port = free_port()
-    sink = start_sink(port)
     try:
-        with DnsServer(zone) as dns:
-            for kind in args.store or ["sqlite"]:
-                print(json.dumps(run(kind, args.messages, args.domains, args.connections, dns, port)), flush=True)
-    finally:
-        sink.terminate()
-        sink.wait()
+        sink = SmtpSink("127.0.0.1", port, "-m", "1000")
+    except FileNotFoundError as missing:
+        raise SystemExit(f"not found: {missing}")
+    with sink, DnsServer(zone) as dns:
+        for kind in args.store or ["sqlite"]:
+            print(json.dumps(run(kind, args.messages, args.domains, args.connections, dns, port)), flush=True)
 
 
 if __name__ == "__main__":

@@ -99,16 +99,23 @@ def serve() -> None:
         _logging(app.settings)
         host, port = app.settings.api_host_port
 
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self):
+                yield  # SIGTERM and SIGINT stop API and worker together, below
+
         async def main():
-            server = uvicorn.Server(uvicorn.Config(create_api(app), host=host, port=port, log_level="warning"))
-            stop = asyncio.Event()
+            server = Server(uvicorn.Config(create_api(app), host=host, port=port, log_level="warning"))
+            stop = _stop_on_signals()
             delivering = asyncio.create_task(app.worker().run(stop=stop))
             console.print(f"Postbote API on http://{host}:{port} (docs at /docs); delivering.")
-            try:
-                await server.serve()
-            finally:
-                stop.set()
-                await delivering
+            serving = asyncio.create_task(server.serve())
+            stopping = asyncio.create_task(stop.wait())
+            # Either a signal, or the API could not start (its port taken): stop both halves.
+            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            server.should_exit = True
+            stop.set()
+            await asyncio.gather(serving, delivering)
 
         run_async(main())
 
@@ -181,6 +188,7 @@ def _stop_on_signals() -> asyncio.Event:
 
 def _logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.LOG_LEVEL.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def main() -> None:

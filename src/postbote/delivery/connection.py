@@ -178,7 +178,8 @@ class Connector:
             return self._lost(smtp, host, ip, transcript, exc, "STARTTLS")
         transcript.received(reply.code, reply.message)
         transcript.note("TLS established")
-        return None
+        # RFC 3207 §4.2: the session starts over after the handshake; EHLO again.
+        return await self._hello(smtp, host, ip, transcript)
 
     @staticmethod
     def _lost(smtp, host, ip, transcript: Transcript, exc: BaseException, during: str) -> ConnectFailure:

@@ -1,0 +1,123 @@
+"""The command line as a user runs it: a real process, real settings from the environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+from tests.conftest import MX1, free_port
+from postbote.testing import Receiver
+
+
+def cli_env(app) -> dict:
+    s = app.settings
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTBOTE_")}
+    env.update({
+        "POSTBOTE_CONFIG": "postbote.toml",
+        "POSTBOTE_DATABASE_URL": s.DATABASE_URL,
+        "POSTBOTE_DNS_NAMESERVERS": ",".join(s.DNS_NAMESERVERS),
+        "POSTBOTE_SMTP_PORT": str(s.SMTP_PORT),
+        "POSTBOTE_SOURCE_IPS": ",".join(s.SOURCE_IPS),
+        "POSTBOTE_HELO_NAME": s.HELO_NAME,
+        "POSTBOTE_RETRY_SCHEDULE": "1s",
+    })
+    return env
+
+
+def postbote(env, cwd, *args, check=True):
+    result = subprocess.run([sys.executable, "-m", "postbote", *args], env=env, cwd=cwd,
+                            capture_output=True, text=True, timeout=60)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_init_tenant_send_worker_status(make_app, zone, smtp_port, tmp_path):
+    zone.mail_domain("beispiel.test", (10, "mx1.beispiel.test", MX1))
+    env = cli_env(make_app())
+    postbote(env, tmp_path, "init")
+    assert (tmp_path / "postbote.toml").read_text().count("RETRY_SCHEDULE") == 1
+    assert json.loads(postbote(env, tmp_path, "tenant", "add", "acme", "--display-name", "ACME GmbH", "--json").stdout) \
+        == {"id": 1, "name": "acme", "display_name": "ACME GmbH"}
+    key = json.loads(postbote(env, tmp_path, "tenant", "key", "acme", "--json").stdout)["api_key"]
+    assert key.startswith("pb_") and len(key) > 40
+    sent = json.loads(postbote(env, tmp_path, "send", "--tenant", "acme", "--from", "ACME <hr@acme.test>",
+                               "--to", "anna@beispiel.test", "--to", "bob@beispiel.test",
+                               "--subject", "Willkommen", "--text", "Hallo", "--json").stdout)
+    assert [r["state"] for r in sent["recipients"]] == ["queued", "queued"]
+    with Receiver(MX1, smtp_port) as mx:
+        summary = json.loads(postbote(env, tmp_path, "worker", "--until-done", "--timeout", "30", "--json").stdout)
+    assert summary["outcomes"] == {"delivered": 2}
+    assert len(mx.messages) == 1 and set(mx.messages[0].recipients) == {"anna@beispiel.test", "bob@beispiel.test"}
+    status = json.loads(postbote(env, tmp_path, "status", sent["id"], "--json").stdout)
+    assert [r["state"] for r in status["recipients"]] == ["delivered", "delivered"]
+    assert status["recipients"][0]["history"][0]["source_ip"] in env["POSTBOTE_SOURCE_IPS"].split(",")
+    table = postbote(env, tmp_path, "status", sent["id"]).stdout
+    assert "anna@beispiel.test" in table and "delivered" in table
+
+
+def test_errors_have_a_code_a_sentence_and_a_hint(make_app, tmp_path):
+    env = cli_env(make_app())
+    postbote(env, tmp_path, "tenant", "add", "acme")
+    injected = postbote(env, tmp_path, "send", "--tenant", "acme", "--from", "hr@acme.test", "--to", "a@b.test",
+                        "--subject", "Hi\nBcc: x@y.test", "--text", "t", check=False)
+    assert injected.returncode == 2
+    assert "error[header_injection]" in injected.stderr and "hint:" in injected.stderr
+    missing = postbote(env, tmp_path, "status", "nope", "--json", check=False)
+    assert missing.returncode == 2
+    assert json.loads(missing.stdout)["error"]["code"] == "message_not_found"
+    duplicate = postbote(env, tmp_path, "tenant", "add", "acme", "--json", check=False)
+    assert json.loads(duplicate.stdout)["error"]["code"] == "tenant_exists"
+
+
+def test_commands_refuse_an_uninitialised_store(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTBOTE_")}
+    env.update(POSTBOTE_CONFIG="postbote.toml", POSTBOTE_DATABASE_URL=f"sqlite:///{tmp_path}/empty.db")
+    result = postbote(env, tmp_path, "tenant", "add", "acme", check=False)
+    assert result.returncode == 1
+    assert "error[store_unavailable]" in result.stderr and "postbote init" in result.stderr
+
+
+def test_bad_setting_is_named(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTBOTE_")}
+    env.update(POSTBOTE_CONFIG="postbote.toml", POSTBOTE_SOURCE_IPS="127.0.0.20,not-an-ip")
+    result = postbote(env, tmp_path, "init", check=False)
+    assert result.returncode == 1
+    assert "error[config_invalid]" in result.stderr and "SOURCE_IPS" in result.stderr
+
+
+def test_serve_runs_the_api_and_delivers(make_app, zone, smtp_port, tmp_path):
+    zone.mail_domain("beispiel.test", (10, "mx1.beispiel.test", MX1))
+    env = cli_env(make_app())
+    port = free_port("127.0.0.1")
+    env["POSTBOTE_API_LISTEN"] = f"127.0.0.1:{port}"
+    postbote(env, tmp_path, "tenant", "add", "acme")
+    key = json.loads(postbote(env, tmp_path, "tenant", "key", "acme", "--json").stdout)["api_key"]
+    server = subprocess.Popen([sys.executable, "-m", "postbote", "serve"], env=env, cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with Receiver(MX1, smtp_port) as mx, httpx.Client(base_url=f"http://127.0.0.1:{port}",
+                                                         headers={"Authorization": f"Bearer {key}"}) as http:
+            for _ in range(100):
+                try:
+                    http.get("/v1/health")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            sent = http.post("/v1/messages", json={"from": "hr@acme.test", "to": ["anna@beispiel.test"],
+                                                   "subject": "Hallo", "text": "Willkommen"}).json()
+            for _ in range(100):
+                state = http.get(f"/v1/messages/{sent['id']}").json()["recipients"][0]["state"]
+                if state == "delivered":
+                    break
+                time.sleep(0.1)
+            assert state == "delivered" and len(mx.messages) == 1
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=20) == 0, server.stderr.read()
