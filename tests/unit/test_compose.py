@@ -81,3 +81,31 @@ def test_empty_subject_body_and_recipients_are_refused():
 def test_mailbox_parsing():
     box = parse_mailbox("  Anna Schmidt <Anna.Schmidt@Beispiel.TEST> ")
     assert (box.address, box.display_name, box.domain) == ("Anna.Schmidt@beispiel.test", "Anna Schmidt", "beispiel.test")
+
+
+from hypothesis import given, settings, strategies as st
+
+# Printable text of any script, without line breaks (header values) or with them (bodies).
+_line = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1, max_size=200)
+_body = st.lists(st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=1200), min_size=1, max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(subject=_line.filter(str.strip), name=_line, body=_body, html=st.none() | _line)
+def test_round_trip_through_the_standard_parser(subject, name, body, html):
+    """Whatever a customer writes comes back unchanged from a standard MIME parser."""
+    text = "\n".join(body)
+    if not text.strip() and not (html or "").strip():
+        text = "x"
+    name = name.strip().replace("<", "").replace(">", "")
+    message = build(subject=subject, sender=f"{name} <hr@acme.test>", text=text, html=html)
+    assert all(len(line) <= 998 for line in message.raw.split(b"\r\n"))
+    assert message.raw.isascii()
+    mail = parsed(message)
+    assert str(mail["Subject"]) == subject
+    assert mail["From"].addresses[0].addr_spec == "hr@acme.test"
+    assert mail["From"].addresses[0].display_name == name.strip()
+    expected = text or " "  # an HTML-only message still carries a (blank) text part
+    assert mail.get_body(("plain",)).get_content().replace("\r\n", "\n").rstrip("\n") == expected.rstrip("\n")
+    if html:
+        assert mail.get_body(("html",)).get_content().rstrip("\n") == html.rstrip("\n")

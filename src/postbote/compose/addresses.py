@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from email.headerregistry import Address
-from email.utils import parseaddr
 
 from ..errors import HeaderInjectionError, InvalidAddressError
 
@@ -40,7 +39,7 @@ def refuse_line_breaks(field: str, value: str) -> None:
 def parse_mailbox(text: str, *, field: str = "address") -> Mailbox:
     refuse_line_breaks(field, text)
     text = text.strip()
-    name, addr = parseaddr(text) if "<" in text else ("", text)
+    name, addr = _split_display_name(text)
     if not addr or addr.count("@") != 1:
         raise InvalidAddressError(f"The {field} {text!r} is not an e-mail address.")
     local, domain = addr.split("@")
@@ -51,6 +50,18 @@ def parse_mailbox(text: str, *, field: str = "address") -> Mailbox:
         )
     return Mailbox(address=f"{local}@{normalize_domain(domain, field=field, text=text)}",
                    display_name=name.strip())
+
+
+def _split_display_name(text: str) -> tuple[str, str]:
+    """``Name <addr>`` as people type it: everything before the last '<' is the name, commas and
+    all (quotes around it are dropped); the header encoder quotes it again where needed."""
+    if text.endswith(">") and "<" in text:
+        name, _, addr = text[:-1].rpartition("<")
+        name = name.strip()
+        if len(name) >= 2 and name[0] == name[-1] == '"':
+            name = name[1:-1].replace('\\"', '"')
+        return name, addr.strip()
+    return "", text
 
 
 def normalize_domain(domain: str, *, field: str = "domain", text: str | None = None) -> str:

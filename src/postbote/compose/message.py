@@ -6,12 +6,11 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from email import policy
-from email.message import EmailMessage
 from email.utils import format_datetime
 
 from ..db.schema import utcnow
 from ..errors import InvalidMessageError
+from . import mime
 from .addresses import Mailbox, parse_mailbox, refuse_line_breaks
 
 _MAX_SUBJECT = 998  # RFC 5322 §2.1.1: no line longer than 998 characters
@@ -59,31 +58,26 @@ def compose(draft: Draft, *, id_domain: str, message_id: str | None = None) -> C
 
     id_ = message_id or new_message_id()
     message_id_header = f"<{id_}@{id_domain}>"
-    msg = EmailMessage(policy=policy.SMTP)
-    msg["From"] = sender.header()
-    msg["To"] = [r.header() for r in recipients]
+    headers = [
+        mime.address_header("From", [mime.address(sender.display_name, sender.address)]),
+        mime.address_header("To", [mime.address(r.display_name, r.address) for r in recipients]),
+    ]
     if reply_to:
-        msg["Reply-To"] = reply_to.header()
-    msg["Subject"] = draft.subject
-    msg["Date"] = format_datetime(utcnow())
-    msg["Message-ID"] = message_id_header
-    msg.set_content(draft.text or " ", cte=_transfer_encoding(draft.text))
-    if draft.html:
-        msg.add_alternative(draft.html, subtype="html", cte=_transfer_encoding(draft.html))
+        headers.append(mime.address_header("Reply-To", [mime.address(reply_to.display_name, reply_to.address)]))
+    headers += [
+        mime.header("Subject", draft.subject),
+        mime.header("Date", format_datetime(utcnow())),
+        mime.header("Message-ID", message_id_header),
+    ]
+    raw = mime.render(headers, draft.text or " ", draft.html or None)
     return ComposedMessage(
         id=id_,
         sender=sender,
         recipients=recipients,
         subject=draft.subject,
         message_id_header=message_id_header,
-        raw=msg.as_bytes(),
+        raw=raw,
     )
-
-
-def _transfer_encoding(body: str) -> str | None:
-    """Quoted-printable for non-ASCII bodies, so no receiver needs 8BITMIME (RFC 6152);
-    the library's choice (7bit or quoted-printable for long lines) otherwise."""
-    return None if body.isascii() else "quoted-printable"
 
 
 def _unique_recipients(addresses: list[str]) -> tuple[Mailbox, ...]:
