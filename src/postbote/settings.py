@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -144,10 +144,11 @@ class Settings(BaseSettings):
         parse_duration(value)
         return value
 
-    @model_validator(mode="after")
-    def _check_listen(self) -> "Settings":
-        parse_host_port(self.API_LISTEN, default_port=8025)
-        return self
+    @field_validator("API_LISTEN")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        parse_host_port(value, default_port=8025)
+        return value
 
     # Derived values, computed once.
 
