@@ -74,6 +74,8 @@ class Destination:
             self.senders -= 1
             if conn is not None:
                 await conn.close()
+            if self.senders == 0 and not self.jobs:
+                self.worker.retire(self)
 
     async def _next_job(self) -> Job | None:
         while not self.worker.stopping:

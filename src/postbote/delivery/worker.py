@@ -90,6 +90,13 @@ class Worker:
             outcome_updates(job, replies, started_at=started, route=route, transcript=transcript, policy=self.policy)
         )
 
+    def retire(self, destination: Destination) -> None:
+        """An idle destination is dropped, so a worker's memory does not grow with every domain
+        it ever sent to; the next job for that domain makes a new one."""
+        key = (destination.domain, destination.source_ip)
+        if self._destinations.get(key) is destination:
+            del self._destinations[key]
+
     def forget(self, job: Job) -> None:
         """A job whose lease ran out before it was sent: another worker may own it now."""
         self._inflight -= len(job.deliveries)
