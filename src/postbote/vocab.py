@@ -44,3 +44,19 @@ class EventKind(StrEnum):
     DEFERRED = "deferred"
     BOUNCED = "bounced"
     EXPIRED = "expired"
+
+
+class ReplyCategory(StrEnum):
+    """Why a receiver did not take a message (replies/). The rules name one of these."""
+
+    INVALID_RECIPIENT = "invalid_recipient"  # the address or its domain does not exist
+    MAILBOX_FULL = "mailbox_full"
+    GREYLISTED = "greylisted"  # "come back later" to a sender not seen before
+    RATE_LIMITED = "rate_limited"  # too much, too fast, from this sender or IP
+    BLOCKLISTED = "blocklisted"  # the sending IP or domain is on a block list
+    AUTH_FAILURE = "auth_failure"  # SPF, DKIM, DMARC or PTR did not pass
+    SPAM_CONTENT = "spam_content"  # the content looked like spam or malware
+    POLICY = "policy"  # a receiver's local rule: relaying, TLS, forwarding, size of lists
+    MESSAGE_TOO_LARGE = "message_too_large"
+    UNAVAILABLE = "unavailable"  # no server answered, or it could not take mail now
+    UNKNOWN = "unknown"

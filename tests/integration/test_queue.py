@@ -63,7 +63,8 @@ def test_expired_lease_is_taken_over_and_the_old_owner_cannot_write(make_app):
     assert sorted(d.id for d in taken) == sorted(d.id for d in first)
 
     def update(owner_claim, state):
-        attempt = AttemptRecord(utcnow(), 1, "delivered", 250, None, "OK", "mx", "127.0.0.10", None, False, False, "")
+        attempt = AttemptRecord(utcnow(), 1, "delivered", 250, None, "OK", None, None, None, "mx", "127.0.0.10", None,
+                                False, False, "")
         return DeliveryUpdate(owner_claim.id, owner_claim.message_id, state, utcnow(), None, attempt, "250 OK", utcnow())
 
     assert record_outcomes(app.engine, "dead", [update(first[0], DeliveryState.BOUNCED)]) == 0

@@ -26,20 +26,20 @@ def test_jitter_stays_within_its_fraction_and_varies():
 
 
 def test_delivered_bounced_deferred_expired():
-    assert decide(None, failures=1, now=NOW, expires_at=LATER, policy=POLICY).state is DeliveryState.DELIVERED
+    assert decide(None, failures=1, now=NOW, created_at=NOW, expires_at=LATER, policy=POLICY).state is DeliveryState.DELIVERED
     permanent = classify(Reply.from_smtp(550, "5.1.1 <a@b.test>: Recipient address rejected: User unknown"))
-    assert decide(permanent, failures=1, now=NOW, expires_at=LATER, policy=POLICY).state is DeliveryState.BOUNCED
+    assert decide(permanent, failures=1, now=NOW, created_at=NOW, expires_at=LATER, policy=POLICY).state is DeliveryState.BOUNCED
     temporary = classify(Reply.from_smtp(450, "4.2.0 Greylisted"))
-    deferred = decide(temporary, failures=2, now=NOW, expires_at=LATER, policy=POLICY)
+    deferred = decide(temporary, failures=2, now=NOW, created_at=NOW, expires_at=LATER, policy=POLICY)
     assert deferred.state is DeliveryState.DEFERRED and deferred.next_attempt_at == NOW + timedelta(seconds=600)
-    expired = decide(temporary, failures=2, now=NOW, expires_at=NOW + timedelta(seconds=599), policy=POLICY)
+    expired = decide(temporary, failures=2, now=NOW, created_at=NOW, expires_at=NOW + timedelta(seconds=599), policy=POLICY)
     assert expired.state is DeliveryState.EXPIRED
 
 
 def test_reply_named_wait_wins_over_schedule():
     verdict = classify(Reply.from_smtp(451, "4.7.1 Please try again in 90 seconds"))
     assert verdict.temporary and verdict.retry_after == 90
-    decision = decide(verdict, failures=1, now=NOW, expires_at=LATER, policy=POLICY)
+    decision = decide(verdict, failures=1, now=NOW, created_at=NOW, expires_at=LATER, policy=POLICY)
     assert decision.next_attempt_at == NOW + timedelta(seconds=90)
 
 
@@ -51,17 +51,16 @@ def test_retry_after_phrases(text, seconds):
     assert retry_after_seconds(text) == seconds
 
 
-@pytest.mark.parametrize("code, text, temporary", [
-    (450, "4.2.0 Greylisted", True),
-    (550, "5.1.1 User unknown", False),
-    (421, "4.3.2 Service shutting down", True),
-    (554, "Transaction failed", False),
-    (550, "4.7.1 rate limited, the enhanced code is the finer statement", True),
-    (None, "connection refused", True),
-])
-def test_classify_seam(code, text, temporary):
-    reply = Reply.from_smtp(code, text) if code else Reply.local(text)
-    assert classify(reply).temporary is temporary
+def test_rate_limits_wait_at_least_their_minimum_and_full_mailboxes_give_up():
+    limited = classify(Reply.from_smtp(421, "4.7.0 Error: too many connections from 192.0.2.1"))
+    assert limited.min_wait == 900
+    decision = decide(limited, failures=1, now=NOW, created_at=NOW, expires_at=LATER, policy=POLICY)
+    assert decision.next_attempt_at == NOW + timedelta(seconds=900)  # the schedule alone says 300
+    full = classify(Reply.from_smtp(452, "4.2.2 Mailbox full"))
+    assert full.temporary and full.give_up_after == 86400
+    young = decide(full, failures=3, now=NOW + timedelta(hours=2), created_at=NOW, expires_at=LATER, policy=POLICY)
+    old = decide(full, failures=9, now=NOW + timedelta(hours=23, minutes=50), created_at=NOW, expires_at=LATER, policy=POLICY)
+    assert young.state is DeliveryState.DEFERRED and old.state is DeliveryState.EXPIRED
 
 
 def test_enhanced_code_is_read_only_at_the_start():

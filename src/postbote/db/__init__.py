@@ -2,7 +2,17 @@
 
 from .engine import open_engine
 from .migrate import require_current, upgrade
-from .schema import api_keys, attempts, deliveries, events, messages, metadata, tenants, utcnow
+from .schema import (
+    api_keys,
+    attempts,
+    deliveries,
+    events,
+    explanation_feedback,
+    messages,
+    metadata,
+    tenants,
+    utcnow,
+)
 
 __all__ = [
     "open_engine",
@@ -15,5 +25,6 @@ __all__ = [
     "deliveries",
     "attempts",
     "events",
+    "explanation_feedback",
     "utcnow",
 ]

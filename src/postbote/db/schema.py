@@ -117,6 +117,8 @@ deliveries = Table(
     Column("source_ip", String(45)),  # kept across retries: greylisting keys on it
     Column("last_code", Integer),
     Column("last_reply", Text),
+    Column("category", String(32)),  # of the last reply (replies/ vocabulary)
+    Column("provider", String(32)),  # the receiving provider, when recognised
     Column("updated_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime),
     Index("ix_deliveries_due", "state", "next_attempt_at"),
@@ -134,6 +136,9 @@ attempts = Table(
     Column("reply_code", Integer),
     Column("enhanced_code", String(16)),
     Column("reply_text", Text, nullable=False),
+    Column("category", String(32)),
+    Column("provider", String(32)),
+    Column("rule", String(64)),  # the classification rule that decided
     Column("mx_host", String(255)),
     Column("mx_ip", String(45)),
     Column("source_ip", String(45)),
@@ -141,6 +146,20 @@ attempts = Table(
     Column("connection_reused", Boolean, nullable=False, default=False),
     Column("transcript", Text, nullable=False),
     Index("ix_attempts_delivery_id", "delivery_id"),
+)
+
+explanation_feedback = Table(
+    "explanation_feedback",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("tenant_id", ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("explanation", String(64), nullable=False),  # the text's key, e.g. blocklisted.t-online
+    Column("lang", String(8), nullable=False),
+    Column("helpful", Boolean, nullable=False),
+    Column("message_id", String(32)),
+    Column("comment", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_explanation_feedback_explanation", "explanation"),
 )
 
 events = Table(

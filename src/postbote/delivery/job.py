@@ -9,7 +9,7 @@ from datetime import datetime
 
 from ..db.schema import utcnow
 from ..queue import AttemptRecord, ClaimedDelivery, DeliveryUpdate, QueuedMessage
-from ..replies import Reply, classify
+from ..replies import Reply, classify, provider_of_mx
 from ..vocab import AttemptOutcome, DeliveryState
 from .retry import RetryPolicy, decide
 from .transcript import Transcript
@@ -66,10 +66,12 @@ def outcome_updates(
     for delivery in job.deliveries:
         reply = replies[delivery.recipient]
         accepted = reply.code == 250
+        meaning = None if accepted else classify(reply, route.mx_host)
         decision = decide(
-            None if accepted else classify(reply),
+            meaning,
             failures=delivery.attempts + 1,
             now=now,
+            created_at=job.message.created_at,
             expires_at=job.message.expires_at,
             policy=policy,
         )
@@ -80,6 +82,9 @@ def outcome_updates(
             reply_code=reply.code,
             enhanced_code=reply.enhanced_code,
             reply_text=reply.text,
+            category=meaning.category.value if meaning else None,
+            provider=meaning.provider if meaning else provider_of_mx(route.mx_host),
+            rule=meaning.rule if meaning else None,
             mx_host=route.mx_host,
             mx_ip=route.mx_ip,
             source_ip=job.source_ip,

@@ -5,6 +5,10 @@ that deliveries deferred together do not all come back in the same second. A rep
 its own wait ("try again in 300 seconds") is honoured instead. A delivery whose next attempt
 would fall after the message's expiry ends ``expired`` with its last reply (RFC 5321 §4.5.4.1:
 give up after 4–5 days, not before).
+
+What a reply means comes from its classification (replies/): a category may slow retries down
+(``min_wait``: rate limits) or stop them before MAX_LIFETIME (``give_up_after``: a mailbox full
+for a day); those choices live in ``replies/rules/categories.toml``, not here.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..replies import Verdict
+from ..replies import Classification
 from ..vocab import DeliveryState
 
 
@@ -38,20 +42,26 @@ class Decision:
 
 
 def decide(
-    verdict: Verdict | None,
+    reply: Classification | None,
     *,
     failures: int,
     now: datetime,
+    created_at: datetime,
     expires_at: datetime,
     policy: RetryPolicy,
 ) -> Decision:
-    """``verdict`` None means the receiver accepted the message. ``failures`` counts this one."""
-    if verdict is None:
+    """``reply`` None means the receiver accepted the message. ``failures`` counts this one."""
+    if reply is None:
         return Decision(DeliveryState.DELIVERED, now)
-    if not verdict.temporary:
+    if not reply.temporary:
         return Decision(DeliveryState.BOUNCED, now)
-    wait = verdict.retry_after if verdict.retry_after is not None else policy.wait_after(failures)
+    if reply.retry_after is not None:
+        wait = reply.retry_after
+    else:
+        wait = max(policy.wait_after(failures), reply.min_wait)
     next_at = now + timedelta(seconds=wait)
     if next_at > expires_at:
+        return Decision(DeliveryState.EXPIRED, now)
+    if reply.give_up_after is not None and next_at > created_at + timedelta(seconds=reply.give_up_after):
         return Decision(DeliveryState.EXPIRED, now)
     return Decision(DeliveryState.DEFERRED, next_at)

@@ -68,6 +68,7 @@ class QueuedMessage:
     id: str
     mail_from: str
     raw: bytes
+    created_at: datetime
     expires_at: datetime
 
 
@@ -75,10 +76,14 @@ def load_messages(engine: Engine, ids: set[str]) -> dict[str, QueuedMessage]:
     """The messages of the claimed deliveries, by id."""
     with engine.connect() as conn:
         rows = conn.execute(
-            select(messages.c.id, messages.c.mail_from, messages.c.raw, messages.c.expires_at)
+            select(messages.c.id, messages.c.mail_from, messages.c.raw, messages.c.created_at,
+                   messages.c.expires_at)
             .where(messages.c.id.in_(ids))
         ).all()
-    return {row.id: QueuedMessage(row.id, row.mail_from, bytes(row.raw), row.expires_at) for row in rows}
+    return {
+        row.id: QueuedMessage(row.id, row.mail_from, bytes(row.raw), row.created_at, row.expires_at)
+        for row in rows
+    }
 
 
 def release(engine: Engine, *, owner: str, ids: list[int]) -> None:

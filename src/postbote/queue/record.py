@@ -22,6 +22,9 @@ class AttemptRecord:
     reply_code: int | None
     enhanced_code: str | None
     reply_text: str
+    category: str | None  # None when delivered
+    provider: str | None
+    rule: str | None
     mx_host: str | None
     mx_ip: str | None
     source_ip: str | None
@@ -64,6 +67,8 @@ _apply = (
         source_ip=bindparam("b_source_ip"),
         last_code=bindparam("b_code"),
         last_reply=bindparam("b_reply"),
+        category=bindparam("b_category"),
+        provider=bindparam("b_provider"),
         lease_owner=None,
         lease_expires_at=None,
         updated_at=bindparam("b_at"),
@@ -105,6 +110,8 @@ def _delivery_params(owner: str, u: DeliveryUpdate) -> dict:
         "b_source_ip": u.source_ip,
         "b_code": u.attempt.reply_code,
         "b_reply": u.reason,
+        "b_category": u.attempt.category,
+        "b_provider": u.attempt.provider,
         "b_at": u.at,
         "b_finished": u.at if final else None,
     }
@@ -120,6 +127,9 @@ def _attempt_row(u: DeliveryUpdate) -> dict:
         "reply_code": a.reply_code,
         "enhanced_code": a.enhanced_code,
         "reply_text": a.reply_text,
+        "category": a.category,
+        "provider": a.provider,
+        "rule": a.rule,
         "mx_host": a.mx_host,
         "mx_ip": a.mx_ip,
         "source_ip": a.source_ip,
@@ -130,7 +140,7 @@ def _attempt_row(u: DeliveryUpdate) -> dict:
 
 
 def _event_row(u: DeliveryUpdate) -> dict:
-    data: dict = {"reason": u.reason}
+    data: dict = {"reason": u.reason, "category": u.attempt.category}
     if u.state is DeliveryState.DEFERRED:
         data["next_attempt_at"] = u.next_attempt_at.isoformat()
     return {

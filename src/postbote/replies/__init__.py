@@ -1,6 +1,9 @@
-"""Receivers' replies: what they said, and whether to try again. Pure; imports nothing of ours."""
+"""Receivers' replies: what they said, what it means, whether to try again, and what to tell an
+admin. Pure; imports nothing but vocab and durations."""
 
-from .classify import Verdict, classify, retry_after_seconds
+from .classify import Classification, classify, provider_of_mx, retry_after_seconds
 from .reply import Reply
+from .rules import RuleError, load_rules
 
-__all__ = ["Reply", "Verdict", "classify", "retry_after_seconds"]
+__all__ = ["Reply", "Classification", "classify",
+    "provider_of_mx", "retry_after_seconds", "load_rules", "RuleError"]
