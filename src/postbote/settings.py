@@ -98,6 +98,14 @@ class Settings(BaseSettings):
         10, ge=1, description="Parallel SMTP connections one worker opens to one domain."
     )
     LOG_LEVEL: str = Field("INFO", description="Logging level of serve and worker.")
+    LANGUAGE: str = Field(
+        "en", description="Default language of explanations: de, en or es."
+    )
+    PARTNER_IPS: CommaList = Field(
+        default_factory=list,
+        description="IP addresses of partners that send mail in tenants' names (the "
+        "e-signature provider); named in allowlisting advice.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -112,10 +120,17 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, toml)
 
     _split_lists = field_validator(
-        "DNS_NAMESERVERS", "SOURCE_IPS", "RETRY_SCHEDULE", mode="before"
+        "DNS_NAMESERVERS", "SOURCE_IPS", "RETRY_SCHEDULE", "PARTNER_IPS", mode="before"
     )(_split)
 
-    @field_validator("SOURCE_IPS")
+    @field_validator("LANGUAGE")
+    @classmethod
+    def _check_language(cls, value: str) -> str:
+        if value not in ("de", "en", "es"):
+            raise ValueError("use de, en or es")
+        return value
+
+    @field_validator("SOURCE_IPS", "PARTNER_IPS")
     @classmethod
     def _check_ips(cls, value: list[str]) -> list[str]:
         for ip in value:

@@ -29,6 +29,8 @@ def attempt_json(a: AttemptView) -> dict:
         "reply_code": a.reply_code,
         "enhanced_code": a.enhanced_code,
         "reply": a.reply,
+        "category": a.category,
+        "provider": a.provider,
         "mx_host": a.mx_host,
         "mx_ip": a.mx_ip,
         "source_ip": a.source_ip,
@@ -37,7 +39,8 @@ def attempt_json(a: AttemptView) -> dict:
     }
 
 
-def message_json(view: MessageView) -> dict:
+def message_json(view: MessageView, explanations: dict[str, dict] | None = None) -> dict:
+    """``explanations``: recipient address → its explanation (explaining.message_story)."""
     return {
         "id": view.id,
         "from": view.sender,
@@ -53,6 +56,8 @@ def message_json(view: MessageView) -> dict:
                 "attempts": r.attempts,
                 "next_attempt_at": _time(r.next_attempt_at),
                 "last_reply": r.last_reply,
+                "category": r.category,
+                "explanation": (explanations or {}).get(r.address),
                 "history": [attempt_json(a) for a in r.history],
             }
             for r in view.recipients

@@ -121,3 +121,49 @@ def test_serve_runs_the_api_and_delivers(make_app, zone, smtp_port, tmp_path):
     finally:
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=20) == 0, server.stderr.read()
+
+
+def test_explain_a_reply_and_a_batch_without_a_store(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTBOTE_")}
+    env.update(POSTBOTE_CONFIG="postbote.toml", POSTBOTE_SOURCE_IPS="192.0.2.20", POSTBOTE_DATABASE_URL=f"sqlite:///{tmp_path}/none.db")
+    one = json.loads(postbote(env, tmp_path, "explain", "--json", "--lang", "es", "--mx", "mx00.t-online.de", "--reply",
+                              "554 IP=192.0.2.20 - A problem occurred. (Ask your postmaster for help or to contact tosa@rx.t-online.de to clarify.) (BL)").stdout)
+    assert {k: one[k] for k in ("category", "temporary", "code", "enhanced_code", "provider", "retry_after", "lang")} == {
+        "category": "blocklisted", "temporary": False, "code": 554, "enhanced_code": None, "provider": "t-online",
+        "retry_after": None, "lang": "es"}
+    assert "192.0.2.20" in one["fix"] and one["cause"].startswith("T-Online solo acepta")
+    lines = [
+        "450 4.2.0 <a@b.example>: Recipient address rejected: Greylisted",
+        json.dumps({"reply": "550 5.4.1 Recipient address rejected: Access denied", "mx": "acme.mail.protection.outlook.com"}),
+        "{broken json",
+        "421 4.7.0 Error: too many connections from 192.0.2.20, try again in 10 minutes",
+    ]
+    batch = subprocess.run([sys.executable, "-m", "postbote", "explain", "-"], input="\n".join(lines) + "\n",
+                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert batch.returncode == 0, batch.stderr
+    out = [json.loads(line) for line in batch.stdout.splitlines()]
+    assert [o.get("category") for o in out] == ["greylisted", "invalid_recipient", None, "rate_limited"]
+    assert out[2]["error"]["code"] == "line_invalid"
+    assert out[3]["retry_after"] == 600 and out[1]["provider"] == "outlook"
+    assert not (tmp_path / "none.db").exists()  # explaining a reply needs no store
+    nothing = postbote(env, tmp_path, "explain", check=False)
+    assert nothing.returncode == 2 and "error[explain_nothing]" in nothing.stderr
+
+
+def test_report_groups_outcomes(make_app, zone, smtp_port, tmp_path):
+    zone.mail_domain("beispiel.test", (10, "mx1.beispiel.test", MX1))
+    env = cli_env(make_app())
+    postbote(env, tmp_path, "tenant", "add", "acme")
+    for to in ("anna@beispiel.test", "bob@beispiel.test", "x@nowhere.test"):
+        postbote(env, tmp_path, "send", "--tenant", "acme", "--from", "hr@acme.test", "--to", to, "--subject", "s", "--text", "t")
+    with Receiver(MX1, smtp_port):
+        postbote(env, tmp_path, "worker", "--until-done", "--timeout", "30")
+    report = json.loads(postbote(env, tmp_path, "report", "--since", "1h", "--json").stdout)
+    assert report["outcomes"] == [
+        {"destination": "beispiel.test", "state": "delivered", "category": None, "count": 2},
+        {"destination": "nowhere.test", "state": "bounced", "category": "invalid_recipient", "count": 1},
+    ]
+    table = postbote(env, tmp_path, "report").stdout
+    assert "beispiel.test" in table and "invalid_recipient" in table
+    bad = postbote(env, tmp_path, "report", "--since", "yesterday", check=False)
+    assert bad.returncode == 2 and "error[duration_invalid]" in bad.stderr

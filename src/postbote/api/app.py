@@ -12,11 +12,13 @@ from .. import __version__
 from ..app import App
 from ..compose import Draft
 from ..errors import AuthError, ConflictError, InputError, NotFoundError, PostboteError, StoreError
-from ..queue import message_status
+from ..durations import parse_duration
+from ..explaining import message_story, record_feedback
+from ..explaining import report as build_report
 from ..sending import send
 from ..tenants import Tenant, authenticate
 from ..views import accepted_json, message_json
-from .schemas import ErrorResponse, SendRequest, SendResponse
+from .schemas import ErrorResponse, FeedbackRequest, SendRequest, SendResponse
 
 _STATUS = [(InputError, 422), (NotFoundError, 404), (AuthError, 401), (ConflictError, 409), (StoreError, 503)]
 _ERRORS = {code: {"model": ErrorResponse} for code in (401, 404, 422)}
@@ -53,9 +55,26 @@ def create_api(app: App) -> FastAPI:
         return accepted_json(send(app.engine, app.settings, who, draft))
 
     @api.get("/v1/messages/{message_id}", responses=_ERRORS)
-    def get_message(message_id: str, who: Tenant = Depends(tenant)) -> dict:
-        """Each recipient's state and every attempt with the receiving server's reply."""
-        return message_json(message_status(app.engine, message_id, tenant_id=who.id))
+    def get_message(message_id: str, lang: str | None = None, who: Tenant = Depends(tenant)) -> dict:
+        """Each recipient's state, every attempt with the receiving server's reply and its
+        category, and an explanation of where it stands (``lang``: de, en or es)."""
+        return message_json(*message_story(app.engine, app.settings, message_id, lang=lang, tenant_id=who.id))
+
+    @api.post("/v1/explanations/{explanation_id}/feedback", status_code=201, responses=_ERRORS)
+    def post_feedback(explanation_id: str, body: FeedbackRequest, who: Tenant = Depends(tenant)) -> dict:
+        """Rate an explanation shown to you (its ``id`` and ``lang`` come with the text)."""
+        feedback_id = record_feedback(app.engine, who, explanation_id, helpful=body.helpful, lang=body.lang,
+                                      message_id=body.message_id, comment=body.comment)
+        return {"id": feedback_id, "explanation": explanation_id}
+
+    @api.get("/v1/report", responses=_ERRORS)
+    def get_report(since: str = "24h", who: Tenant = Depends(tenant)) -> dict:
+        """Your outcomes by destination, state and reason since ``since`` (e.g. 30m, 24h, 7d)."""
+        try:
+            seconds = parse_duration(since)
+        except ValueError as exc:
+            raise InputError(str(exc), code="duration_invalid", hint="Write e.g. 30m, 24h or 7d.") from None
+        return build_report(app.engine, since=seconds, tenant_id=who.id)
 
     @api.get("/v1/health")
     def health() -> dict:

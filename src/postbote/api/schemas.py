@@ -18,6 +18,15 @@ class SendRequest(BaseModel):
     reply_to: Optional[str] = None
 
 
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    helpful: bool
+    lang: str = Field("en", description="The language of the text that was rated: de, en or es.")
+    message_id: Optional[str] = Field(None, description="The message the explanation was shown for.")
+    comment: Optional[str] = Field(None, max_length=2000)
+
+
 class RecipientState(BaseModel):
     address: str
     state: str

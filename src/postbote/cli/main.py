@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from typing import Iterator, Optional
 
 import typer
@@ -13,8 +14,10 @@ import typer
 from ..app import App
 from ..compose import Draft
 from ..db import upgrade
-from ..errors import PostboteError
-from ..queue import message_status
+from ..durations import parse_duration
+from ..errors import InputError, PostboteError
+from ..explaining import explain_lines, explain_reply, message_story
+from ..explaining import report as build_report
 from ..sending import send as send_message
 from ..settings import Settings, config_path
 from ..tenants import add_tenant, create_key, get_tenant
@@ -169,13 +172,60 @@ def send(
         emit_json(data) if as_json else console.print(render.accepted(data))
 
 
+LangOpt = typer.Option(None, "--lang", help="Language of explanations: de, en or es (default: LANGUAGE).")
+
+
 @cli.command()
-def status(message_id: str, as_json: bool = JsonOpt) -> None:
+def status(message_id: str, lang: Optional[str] = LangOpt, as_json: bool = JsonOpt) -> None:
     """Each recipient's state and every delivery attempt with the server's reply."""
     with guarded(as_json) as app:
         app.check_store()
-        data = message_json(message_status(app.engine, message_id))
+        data = message_json(*message_story(app.engine, app.settings, message_id, lang=lang))
         emit_json(data) if as_json else console.print(render.status(data))
+
+
+@cli.command()
+def explain(
+    target: Optional[str] = typer.Argument(None, help="A message id, or - to read replies from standard input."),
+    reply: Optional[str] = typer.Option(None, "--reply", help="A receiving server's reply, as pasted from a log."),
+    mx: Optional[str] = typer.Option(None, "--mx", help="The MX host that gave the reply."),
+    lang: Optional[str] = LangOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Why a message did not arrive, or what a server's reply means, and what to do."""
+    with guarded(as_json) as app:
+        if reply is not None:
+            data = explain_reply(app.settings, reply, mx=mx, lang=lang)
+            emit_json(data) if as_json else console.print(render.explained_reply(data))
+        elif target == "-":
+            write = sys.stdout.write
+            for line in explain_lines(app.settings, sys.stdin, lang=lang):
+                write(line + "\n")
+        elif target:
+            app.check_store()
+            data = message_json(*message_story(app.engine, app.settings, target, lang=lang))
+            emit_json(data) if as_json else console.print(render.story(data))
+        else:
+            raise InputError("Nothing to explain.", code="explain_nothing",
+                             hint="Give a message id, --reply 'TEXT', or - to read replies from standard input.")
+
+
+@cli.command()
+def report(
+    since: str = typer.Option("24h", "--since", help="How far back: 30m, 24h, 7d …"),
+    tenant: Optional[str] = typer.Option(None, "--tenant", help="Only this tenant's messages."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Outcomes by destination and reason, and how helpful explanations were rated."""
+    with guarded(as_json) as app:
+        app.check_store()
+        try:
+            seconds = parse_duration(since)
+        except ValueError as exc:
+            raise InputError(str(exc), code="duration_invalid", hint="Write e.g. 30m, 24h or 7d.") from None
+        tenant_id = get_tenant(app.engine, tenant).id if tenant else None
+        data = build_report(app.engine, since=seconds, tenant_id=tenant_id)
+        emit_json(data) if as_json else console.print(render.report(data))
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -53,3 +53,65 @@ def status(data: dict) -> Table:
 def worker_summary(summary: dict) -> str:
     outcomes = ", ".join(f"{n} {state}" for state, n in sorted(summary["outcomes"].items())) or "nothing to do"
     return f"worker: {outcomes} in {summary['seconds']}s"
+
+
+def _labels(lang: str) -> dict:
+    from ..replies.explain import texts
+
+    return texts(lang)["_words"]
+
+
+def explained_reply(data: dict) -> Text:
+    words = _labels(data["lang"])
+    retry = words["temporary_label"] if data["temporary"] else words["permanent_label"]
+    out = Text()
+    out.append(f"{data['reply']}\n", style="bold")
+    out.append(f"{data['category']}", style=_CATEGORY_STYLE.get(data["category"], "yellow"))
+    out.append(f" · {retry} · {data['provider'] or '-'} · rule {data['rule']}\n\n", style="dim")
+    out.append(f"{words['cause_label']}: ", style="bold")
+    out.append(f"{data['cause']}\n")
+    out.append(f"{words['fix_label']}: ", style="bold")
+    out.append(data["fix"])
+    return out
+
+
+def story(data: dict) -> Text:
+    out = Text()
+    out.append(f"{data['id']}  {data['subject']!r}  from {data['from']}\n", style="bold")
+    for r in data["recipients"]:
+        explanation = r["explanation"] or {}
+        words = _labels(explanation.get("lang", "en"))
+        out.append(f"\n{r['address']}  ", style="bold")
+        out.append(r["state"], style=_STATE_STYLE.get(r["state"], ""))
+        out.append(f"  {explanation.get('status') or ''}\n")
+        for a in r["history"]:
+            where = f"{a['mx_host']} [{a['mx_ip']}]" if a["mx_host"] else "no connection"
+            out.append(f"  {a['started_at']}  {where}  ", style="dim")
+            out.append(f"{a['reply_code'] or ''} {a['reply']}".strip())
+            if a["category"]:
+                out.append(f"  ({a['category']})", style="yellow")
+            out.append("\n")
+        if explanation.get("cause"):
+            out.append(f"  {words['cause_label']}: ", style="bold")
+            out.append(f"{explanation['cause']}\n")
+            out.append(f"  {words['fix_label']}: ", style="bold")
+            out.append(f"{explanation['fix']}\n")
+    return out
+
+
+def report(data: dict) -> Table:
+    table = Table(title=f"since {data['since']}", title_justify="left")
+    for column in ("messages", "destination", "state", "reason"):
+        table.add_column(column, justify="right" if column == "messages" else "left")
+    for line in data["outcomes"]:
+        table.add_row(str(line["count"]), line["destination"],
+                      Text(line["state"], style=_STATE_STYLE.get(line["state"], "")), line["category"] or "")
+    if data["feedback"]:
+        table.add_section()
+        for f in data["feedback"]:
+            table.add_row("", f"explanation {f['explanation']} ({f['lang']})", "",
+                          f"{f['helpful']} helpful, {f['not_helpful']} not helpful")
+    return table
+
+
+_CATEGORY_STYLE = {"greylisted": "cyan", "unavailable": "cyan", "invalid_recipient": "red", "blocklisted": "red"}

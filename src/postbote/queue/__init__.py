@@ -3,9 +3,14 @@
 from .claim import ClaimedDelivery, QueuedMessage, claim_due, load_messages, release
 from .enqueue import enqueue, enqueue_in
 from .record import AttemptRecord, DeliveryUpdate, record_outcomes
+from .report import FeedbackCount, OutcomeCount, feedback_counts, outcome_counts
 from .status import MessageView, RecipientView, AttemptView, message_status, next_due_at, pending_count
 
 __all__ = [
+    "OutcomeCount",
+    "FeedbackCount",
+    "outcome_counts",
+    "feedback_counts",
     "ClaimedDelivery",
     "QueuedMessage",
     "claim_due",

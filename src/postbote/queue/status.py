@@ -21,6 +21,8 @@ class AttemptView:
     reply_code: int | None
     enhanced_code: str | None
     reply: str
+    category: str | None
+    provider: str | None
     mx_host: str | None
     mx_ip: str | None
     source_ip: str | None
@@ -35,6 +37,8 @@ class RecipientView:
     attempts: int
     next_attempt_at: datetime | None
     last_reply: str | None
+    category: str | None
+    provider: str | None
     history: list[AttemptView]
 
 
@@ -81,6 +85,8 @@ def message_status(engine: Engine, message_id: str, *, tenant_id: int | None = N
                     reply_code=a.reply_code,
                     enhanced_code=a.enhanced_code,
                     reply=a.reply_text,
+                    category=a.category,
+                    provider=a.provider,
                     mx_host=a.mx_host,
                     mx_ip=a.mx_ip,
                     source_ip=a.source_ip,
@@ -105,6 +111,8 @@ def message_status(engine: Engine, message_id: str, *, tenant_id: int | None = N
                 attempts=row.attempts,
                 next_attempt_at=row.next_attempt_at if row.state in pending else None,
                 last_reply=row.last_reply,
+                category=row.category,
+                provider=row.provider,
                 history=history[row.id],
             )
             for row in rows

@@ -2,8 +2,14 @@
 admin. Pure; imports nothing but vocab and durations."""
 
 from .classify import Classification, classify, provider_of_mx, retry_after_seconds
+from .explain import LANGUAGES, Explanation, ExplanationContext, explain, explanation_ids
 from .reply import Reply
 from .rules import RuleError, load_rules
 
-__all__ = ["Reply", "Classification", "classify",
+__all__ = [
+    "LANGUAGES",
+    "Explanation",
+    "ExplanationContext",
+    "explain",
+    "explanation_ids","Reply", "Classification", "classify",
     "provider_of_mx", "retry_after_seconds", "load_rules", "RuleError"]

@@ -1,0 +1,147 @@
+"""Reply classification and explanations: the labelled set of real replies, the rules table,
+reply parsing, and the texts in every language."""
+
+from __future__ import annotations
+
+import tomllib
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from postbote.replies import (
+    LANGUAGES,
+    ExplanationContext,
+    Reply,
+    classify,
+    explain,
+    explanation_ids,
+    load_rules,
+)
+from postbote.replies.explain import PLACEHOLDERS, placeholders, texts
+from postbote.vocab import ReplyCategory
+
+LABELLED = tomllib.loads((Path(__file__).parents[1] / "data" / "replies.toml").read_text(encoding="utf-8"))["reply"]
+
+
+def test_the_labelled_set_is_large_sourced_and_covers_the_providers():
+    assert len(LABELLED) >= 150
+    assert all(r["source"].strip() for r in LABELLED)
+    providers = Counter(classify(Reply.parse(r["text"]), r.get("mx")).provider for r in LABELLED)
+    for provider in ("gmail", "outlook", "yahoo", "gmx", "web.de", "t-online", "icloud", "mimecast", "proofpoint"):
+        assert providers[provider] >= 2, provider
+    assert {r["category"] for r in LABELLED} == {c.value for c in ReplyCategory}
+
+
+@pytest.mark.parametrize("case", LABELLED, ids=lambda r: r["text"][:60])
+def test_every_labelled_reply(case):
+    result = classify(Reply.parse(case["text"]), case.get("mx"))
+    assert (result.category.value, result.temporary) == (case["category"], case["temporary"]), result.rule
+
+
+# One reply per rule that no labelled reply reaches: proof that the rule can decide at all and is
+# not shadowed by an earlier one. (The labelled set reaches the others.)
+PROBES = {
+    "local.null-mx": Reply.local("nomail.example publishes a null MX (RFC 7505): it accepts no mail", "5.1.10"),
+    "local.no-such-domain": Reply.local("the domain gmial.example does not exist (NXDOMAIN)", "5.1.2"),
+    "local.tls-required": Reply.local("mx.example [198.51.100.7] does not offer STARTTLS and TLS_MODE is required"),
+    "enhanced.bad-system": Reply.from_smtp(550, "5.1.2 Zielsystem unbekannt"),
+    "enhanced.unknown-user-temporary": Reply.from_smtp(450, "4.1.1 Empfänger unbekannt"),
+    "enhanced.disabled": Reply.from_smtp(550, "5.2.1 Postfach gesperrt"),
+    "enhanced.mailbox-full": Reply.from_smtp(552, "5.2.2 Postfach voll"),
+    "enhanced.too-large": Reply.from_smtp(552, "5.3.4 Nachricht zu groß"),
+    "enhanced.rate": Reply.from_smtp(450, "4.2.1 deferred"),
+    "enhanced.auth": Reply.from_smtp(550, "5.7.26 Mensaje no autenticado"),
+    "enhanced.security": Reply.from_smtp(550, "5.7.1 Nachricht abgewiesen"),
+    "enhanced.greylist-hint": Reply.from_smtp(451, "4.7.0 Versuchen Sie es später erneut (later)"),
+    "class.421": Reply.from_smtp(421, "mx.example closing"),
+    "class.452": Reply.from_smtp(452, "Speicher knapp"),
+    "class.552": Reply.from_smtp(552, "Zu viel"),
+}
+
+
+def test_every_rule_is_reachable_and_decides_its_own_cases():
+    rules = load_rules()
+    reached = Counter(classify(Reply.parse(r["text"]), r.get("mx")).rule for r in LABELLED)
+    for rule_id, probe in PROBES.items():
+        assert classify(probe).rule == rule_id
+        reached[rule_id] += 1
+    unreached = [r.id for r in rules.rules if not reached[r.id]]
+    assert unreached == [], "rules no reply reaches (dead, or shadowed by an earlier rule)"
+
+
+def test_rules_are_ordered_providers_then_wording_then_codes_then_classes():
+    files = [r.file for r in load_rules().rules]
+    assert files == sorted(files)
+    assert files[0].startswith("05-local") and files[-1].startswith("40-classes")
+    rules = load_rules().rules
+    assert all(r.providers for r in rules if r.file.startswith("10-"))
+    assert all(r.providers is None for r in rules if not r.file.startswith("10-"))
+    assert rules[-1].category is ReplyCategory.UNKNOWN
+    assert all(isinstance(r.category, ReplyCategory) and r.source for r in rules)
+
+
+def test_every_category_has_a_retry_policy():
+    assert set(load_rules().policies) == set(ReplyCategory)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_category_is_explained_in_every_language(lang):
+    table = texts(lang)
+    english = texts("en")
+    assert {k for k in table if not k.startswith("_")} == explanation_ids()
+    for category in ReplyCategory:
+        assert table[category.value]["cause"] and table[category.value]["fix"]
+    for key, entry in table.items():
+        assert set(entry) == set(english[key]), key  # the same fields everywhere
+        for text in entry.values():
+            assert placeholders(text) <= PLACEHOLDERS, (key, text)
+    providers = {p.id for p in load_rules().providers}
+    for key in explanation_ids():
+        category, _, provider = key.partition(".")
+        assert category in {c.value for c in ReplyCategory}
+        assert not provider or provider in providers
+
+
+def test_explanations_are_concrete():
+    blocked = classify(Reply.parse("554 5.7.1 Service unavailable; Client host [192.0.2.20] blocked using zen.spamhaus.org"))
+    context = ExplanationContext(recipient="anna@firma.example", source_ips=("192.0.2.20", "192.0.2.21"),
+                                 partner_ips=("198.51.100.5",), state="bounced")
+    for lang in LANGUAGES:
+        text = explain(blocked, lang, context).text()
+        assert "192.0.2.20, 192.0.2.21" in text and "198.51.100.5" in text
+    unknown = classify(Reply.parse("550 5.1.1 <anna@gmial.com>: Recipient address rejected: User unknown"))
+    with_hint = explain(unknown, "de", ExplanationContext(recipient="anna@gmial.com", suggestion="anna@gmail.com"))
+    assert "Meinten Sie anna@gmail.com?" in with_hint.text() and "anna@gmial.com" in with_hint.cause
+    auth = classify(Reply.parse("550 5.7.26 Unauthenticated email from acme.example is not accepted due to domain's DMARC policy - gsmtp"))
+    missing = explain(auth, "es", ExplanationContext(missing_records=("pb1._domainkey.acme.example CNAME",)))
+    assert missing.id == "auth_failure.gmail" and "pb1._domainkey.acme.example CNAME" in missing.text()
+
+
+def test_provider_specific_text_wins_and_falls_back_to_the_category():
+    t_online = classify(Reply.parse("554 IP=192.0.2.20 - A problem occurred. (Ask your postmaster for help or to contact tosa@rx.t-online.de to clarify.) (BL)"))
+    assert explain(t_online, "en").id == "blocklisted.t-online"
+    gmx = classify(Reply.parse("554-gmx.net (mxgmx104) Nemesis ESMTP Service not available 554-No SMTP service 554-IP address is block listed."))
+    assert explain(gmx, "en").id == "blocklisted"
+    assert "GMX" in explain(gmx, "en").cause
+
+
+@pytest.mark.parametrize("raw, code, enhanced, start", [
+    ("550 5.1.1 <a@b.example>: Recipient address rejected: User unknown", 550, "5.1.1", "5.1.1 <a@b.example>"),
+    ("550-5.7.26 one\n550-5.7.26 two\n550 5.7.26 three", 550, "5.7.26", "5.7.26 one two three"),
+    ("550-5.7.26 one 550-5.7.26 two 550 5.7.26 three", 550, "5.7.26", "5.7.26 one two three"),
+    ("host mx.b.example[192.0.2.1] said: 450 4.2.0 Greylisted (in reply to RCPT TO command)", 450, "4.2.0", "4.2.0 Greylisted"),
+    ("smtp; 554 5.7.1 Blocked", 554, "5.7.1", "5.7.1 Blocked"),
+    ("421 mx.example Service not available", 421, None, "mx.example Service"),
+    ("connection refused", None, None, "connection refused"),
+])
+def test_reply_parsing(raw, code, enhanced, start):
+    reply = Reply.parse(raw)
+    assert (reply.code, reply.enhanced_code) == (code, enhanced)
+    assert reply.flat().startswith(start)
+
+
+def test_a_reply_named_wait_and_the_provider_by_mx_host():
+    result = classify(Reply.parse("451 4.7.1 Too many connections, try again in 5 minutes"), "mx1.example")
+    assert (result.category, result.retry_after, result.provider) == (ReplyCategory.RATE_LIMITED, 300, None)
+    assert classify(Reply.parse("550 5.1.1 user unknown"), "MX00.T-ONLINE.DE.").provider == "t-online"
