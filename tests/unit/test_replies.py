@@ -21,19 +21,21 @@ from postbote.replies import (
 from postbote.replies.explain import PLACEHOLDERS, placeholders, texts
 from postbote.vocab import ReplyCategory
 
-LABELLED = tomllib.loads((Path(__file__).parents[1] / "data" / "replies.toml").read_text(encoding="utf-8"))["reply"]
+DATA = Path(__file__).parents[1] / "data"
+LABELLED = tomllib.loads((DATA / "replies.toml").read_text(encoding="utf-8"))["reply"]
+HOLDOUT = tomllib.loads((DATA / "replies-holdout.toml").read_text(encoding="utf-8"))["reply"]
 
 
 def test_the_labelled_set_is_large_sourced_and_covers_the_providers():
     assert len(LABELLED) >= 150
-    assert all(r["source"].strip() for r in LABELLED)
+    assert all(r["source"].strip() for r in LABELLED + HOLDOUT)
     providers = Counter(classify(Reply.parse(r["text"]), r.get("mx")).provider for r in LABELLED)
     for provider in ("gmail", "outlook", "yahoo", "gmx", "web.de", "t-online", "icloud", "mimecast", "proofpoint"):
         assert providers[provider] >= 2, provider
     assert {r["category"] for r in LABELLED} == {c.value for c in ReplyCategory}
 
 
-@pytest.mark.parametrize("case", LABELLED, ids=lambda r: r["text"][:60])
+@pytest.mark.parametrize("case", LABELLED + HOLDOUT, ids=lambda r: r["text"][:60])
 def test_every_labelled_reply(case):
     result = classify(Reply.parse(case["text"]), case.get("mx"))
     assert (result.category.value, result.temporary) == (case["category"], case["temporary"]), result.rule
@@ -62,7 +64,7 @@ PROBES = {
 
 def test_every_rule_is_reachable_and_decides_its_own_cases():
     rules = load_rules()
-    reached = Counter(classify(Reply.parse(r["text"]), r.get("mx")).rule for r in LABELLED)
+    reached = Counter(classify(Reply.parse(r["text"]), r.get("mx")).rule for r in LABELLED + HOLDOUT)
     for rule_id, probe in PROBES.items():
         assert classify(probe).rule == rule_id
         reached[rule_id] += 1
