@@ -14,6 +14,7 @@ from sqlalchemy import Engine, insert, select
 from .db.schema import explanation_feedback, messages, utcnow
 from .errors import InputError, NotFoundError
 from .queue import MessageView, RecipientView, feedback_counts, message_status, outcome_counts
+from .recipients import suggest
 from .replies import (
     LANGUAGES,
     ExplanationContext,
@@ -25,6 +26,7 @@ from .replies import (
 )
 from .settings import Settings
 from .tenants import Tenant
+from .vocab import ReplyCategory
 
 
 def check_language(lang: str) -> str:
@@ -87,6 +89,8 @@ def recipient_explanation(settings: Settings, recipient: RecipientView, lang: st
         return {"id": None, "lang": lang, "category": None, "status": _status_only(recipient, lang, context_args),
                 "cause": None, "fix": None}
     meaning = classify(Reply(code=last.reply_code, text=last.reply, enhanced_code=last.enhanced_code), last.mx_host)
+    if meaning.category is ReplyCategory.INVALID_RECIPIENT:
+        context_args["suggestion"] = suggest(recipient.address)
     explanation = explain(meaning, lang, ExplanationContext(**context_args))
     return {
         "id": explanation.id,

@@ -85,7 +85,8 @@ def test_api_explanations_feedback_and_report(make_app, zone, smtp_port):
     auth = {"Authorization": f"Bearer {create_key(app.engine, acme)}"}
     other = {"Authorization": f"Bearer {create_key(app.engine, globex)}"}
     sent = client.post("/v1/messages", headers=auth, json={
-        "from": "hr@acme.test", "to": ["gone@gmail.test", "anna@gmail.test"], "subject": "Hallo", "text": "x"}).json()
+        "from": "hr@acme.test", "to": ["gone@gmail.test", "anna@gmail.test", "lena@gmial.com"],
+        "subject": "Hallo", "text": "x"}).json()
     with Receiver(MX1, smtp_port, GmailLike()):
         run_worker(app)
 
@@ -94,6 +95,8 @@ def test_api_explanations_feedback_and_report(make_app, zone, smtp_port):
     assert gone["state"] == "bounced" and gone["history"][0]["category"] == "invalid_recipient"
     assert gone["explanation"]["id"] == "invalid_recipient" and "Tippfehler" in gone["explanation"]["fix"]
     assert story["recipients"][1]["explanation"]["status"].startswith("Zugestellt")
+    typo = story["recipients"][2]  # gmial.com does not exist in the test DNS: bounced, with the likely address
+    assert typo["state"] == "bounced" and "Meinten Sie lena@gmail.com?" in typo["explanation"]["fix"]
     assert client.get(f"/v1/messages/{sent['id']}?lang=fr", headers=auth).json()["error"]["code"] == "language_unknown"
 
     rated = client.post("/v1/explanations/invalid_recipient/feedback", headers=auth,
@@ -107,6 +110,7 @@ def test_api_explanations_feedback_and_report(make_app, zone, smtp_port):
 
     report = client.get("/v1/report?since=1h", headers=auth).json()
     assert {"destination": "Gmail / Google Workspace", "state": "bounced", "category": "invalid_recipient", "count": 1} in report["outcomes"]
+    assert {"destination": "gmial.com", "state": "bounced", "category": "invalid_recipient", "count": 1} in report["outcomes"]
     assert {"destination": "Gmail / Google Workspace", "state": "delivered", "category": None, "count": 1} in report["outcomes"]
     assert {"explanation": "invalid_recipient", "lang": "de", "helpful": 0, "not_helpful": 1} in report["feedback"]
     assert client.get("/v1/report", headers=other).json()["outcomes"] == []
