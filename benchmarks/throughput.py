@@ -20,13 +20,18 @@ import shutil
 import socket
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from sqlalchemy import create_engine, text
 
 from postbote.app import App
 from postbote.compose import Draft, compose
 from postbote.db import upgrade
-from postbote.queue import enqueue_in, pending_count
+from postbote.domains import ensure_platform_keys, sign as dkim_sign
+from postbote.domains.store import active_key
+from postbote.queue import Outgoing, enqueue_in, pending_count
+from postbote.sending import vault_for
 from postbote.tenants import add_tenant
 from postbote.testing import DnsServer, Zone
 from postbote.testing.sink import SmtpSink
@@ -57,30 +62,45 @@ def store_url(kind: str, workdir: str) -> tuple[str, callable]:
     return f"{PG_URL}?options=-csearch_path%3D{schema}", drop
 
 
-def enqueue(app: App, messages: int, domains: int) -> float:
+def enqueue(app: App, messages: int, domains: int, sign_with=None) -> float:
+    """Compose (and, with ``sign_with``, DKIM-sign on a thread per core) and store in batches."""
     tenant = add_tenant(app.engine, "bench", "Bench GmbH")
+    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
+
+    def build(n: int) -> Outgoing:
+        message = compose(Draft("Bench GmbH <hr@bench.test>", [f"user{n}@d{n % domains}.test"], f"Urlaubsantrag {n}",
+                                BODY), id_domain="platform.test")
+        if sign_with:
+            domain, selector, key = sign_with
+            message = replace(message, raw=dkim_sign(message.raw, domain=domain, selector=selector, key=key))
+        return Outgoing(message, f"bounces+{message.id}@rp.platform.test")
+
     started = time.perf_counter()
     for first in range(0, messages, 1000):
-        batch = [
-            compose(Draft("Bench GmbH <hr@bench.test>", [f"user{n}@d{n % domains}.test"], f"Urlaubsantrag {n}", BODY),
-                    id_domain="platform.test")
-            for n in range(first, min(first + 1000, messages))
-        ]
+        batch = list(pool.map(build, range(first, min(first + 1000, messages)), chunksize=50))
         with app.engine.begin() as conn:
             enqueue_in(conn, tenant.id, batch, lifetime=86400)
+    pool.shutdown()
     return time.perf_counter() - started
 
 
-def run(kind: str, messages: int, domains: int, connections: int, dns: DnsServer, port: int) -> dict:
+def run(kind: str, messages: int, domains: int, connections: int, dns: DnsServer, port: int, sign: bool = False) -> dict:
     workdir = tempfile.mkdtemp(prefix="postbote-bench-")
     url, cleanup = store_url(kind, workdir)
     app = App.from_environment(
         DATABASE_URL=url, DNS_NAMESERVERS=[dns.address], SMTP_PORT=port, HELO_NAME="bench.platform.test",
         MAX_CONNECTIONS_PER_DOMAIN=connections, TLS_MODE="off", LOG_LEVEL="WARNING",
+        SECRET_KEY="benchmark-only-master-key", PLATFORM_DOMAIN="platform.test",
     )
     try:
         upgrade(app.engine)
-        enqueue_seconds = enqueue(app, messages, domains)
+        sign_with = None
+        if sign:
+            vault = vault_for(app.settings.SECRET_KEY)
+            ensure_platform_keys(app.engine, vault)
+            key = active_key(app.engine, None)
+            sign_with = ("platform.test", key.selector, vault.open(key.sealed))
+        enqueue_seconds = enqueue(app, messages, domains, sign_with)
         rss_queued = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         started = time.perf_counter()
         stats = _loop_run(app.worker().run(until_done=True, timeout=3600))
@@ -88,6 +108,7 @@ def run(kind: str, messages: int, domains: int, connections: int, dns: DnsServer
         left = pending_count(app.engine)
         return {
             "store": kind,
+            "dkim_signed": sign,
             "messages": messages,
             "domains": domains,
             "connections_per_domain": connections,
@@ -121,6 +142,7 @@ def main() -> None:
     parser.add_argument("--domains", type=int, default=5)
     parser.add_argument("--connections", type=int, default=10, help="per domain")
     parser.add_argument("--store", action="append", choices=["sqlite", "postgresql"])
+    parser.add_argument("--sign", action="store_true", help="DKIM-sign every message (RSA-2048) at acceptance")
     args = parser.parse_args()
     zone = Zone()
     for i in range(args.domains):
@@ -132,7 +154,7 @@ def main() -> None:
         raise SystemExit(f"not found: {missing}")
     with sink, DnsServer(zone) as dns:
         for kind in args.store or ["sqlite"]:
-            print(json.dumps(run(kind, args.messages, args.domains, args.connections, dns, port)), flush=True)
+            print(json.dumps(run(kind, args.messages, args.domains, args.connections, dns, port, args.sign)), flush=True)
 
 
 if __name__ == "__main__":

@@ -111,6 +111,7 @@ def make_app(store_url, dns_server, smtp_port):
             RETRY_SCHEDULE=["1s"],
             RETRY_JITTER=0,
             LEASE_DURATION="30s",
+            SECRET_KEY="test-master-key-not-for-production",
         )
         settings.update(overrides)
         app = App.from_environment(**settings)

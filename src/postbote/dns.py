@@ -71,10 +71,14 @@ class Resolver:
         self._resolver.timeout = min(2.0, settings.DNS_TIMEOUT)
         self._cache = _Cache()
 
-    async def _query(self, name: str, rdtype: str) -> tuple[list, bool]:
-        """(records, exists). NXDOMAIN → ([], False); NODATA → ([], True)."""
+    async def lookup(self, name: str, rdtype: str, *, fresh: bool = False) -> tuple[list, bool]:
+        """(records, exists): NXDOMAIN → ([], False), NODATA → ([], True). ``fresh`` skips the
+        cache, for checks that must see a record removed a minute ago."""
+        return await self._query(name, rdtype, fresh=fresh)
+
+    async def _query(self, name: str, rdtype: str, *, fresh: bool = False) -> tuple[list, bool]:
         key = (name, rdtype)
-        cached = self._cache.get(key)
+        cached = None if fresh else self._cache.get(key)
         if cached is not None:
             return cached  # type: ignore[return-value]
         try:
@@ -117,6 +121,11 @@ class Resolver:
             return MxLookup(domain, hosts=(MxHost(0, domain, implicit=True),))
         return MxLookup(domain, no_address=True)
 
-    async def txt(self, name: str) -> list[str]:
-        records, _ = await self._query(name, "TXT")
+    async def txt(self, name: str, *, fresh: bool = False) -> list[str]:
+        records, _ = await self._query(name, "TXT", fresh=fresh)
         return [b"".join(r.strings).decode("utf-8", "replace") for r in records]
+
+    async def cname(self, name: str, *, fresh: bool = False) -> str | None:
+        """The CNAME target of ``name`` (no trailing dot, lower case), or None."""
+        records, _ = await self._query(name, "CNAME", fresh=fresh)
+        return records[0].target.to_text().rstrip(".").lower() if records else None

@@ -9,7 +9,8 @@
     ├── NotFoundError             the thing does not exist, or belongs to another tenant
     ├── AuthError                 no or a wrong API key
     ├── ConflictError             the thing exists already
-    └── StoreError                the database is unreachable or its schema is not current
+    ├── StoreError                the database is unreachable or its schema is not current
+    └── DnsUpdateError            the platform's DNS server refused or missed an update
 
 Exceptions of the libraries below (aiosmtplib, ssl, dnspython, SQLAlchemy) are translated where
 they are caught; delivery attempts never raise, they return an ``AttemptResult``.
@@ -75,3 +76,8 @@ class ConflictError(PostboteError):
 class StoreError(PostboteError):
     code = "store_unavailable"
     hint = "Check DATABASE_URL and run 'postbote init' to create or upgrade the schema."
+
+
+class DnsUpdateError(PostboteError):
+    code = "dns_update_failed"
+    hint = "Check DNS_UPDATE_SERVER, the TSIG key name, secret and algorithm, and the server's update ACL."

@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -39,6 +39,22 @@ def _split(value: Any) -> Any:
 
 def config_path() -> Path:
     return Path(os.environ.get("POSTBOTE_CONFIG", "postbote.toml"))
+
+
+class Partner(BaseModel):
+    """A third party that sends mail in tenants' names."""
+
+    name: str
+    ips: list[str] = Field(default_factory=list)
+    spf_include: str = ""  # the domain tenants add as include: to their SPF record
+    dkim_selector: str = ""  # the selector whose CNAME tenants publish for the partner's DKIM key
+
+    @field_validator("ips")
+    @classmethod
+    def _check(cls, value: list[str]) -> list[str]:
+        for ip in value:
+            ipaddress.ip_address(ip)
+        return value
 
 
 class Settings(BaseSettings):
@@ -98,6 +114,42 @@ class Settings(BaseSettings):
         10, ge=1, description="Parallel SMTP connections one worker opens to one domain."
     )
     LOG_LEVEL: str = Field("INFO", description="Logging level of serve and worker.")
+    PLATFORM_NAME: str = Field(
+        "Postbote", description='Shown in fallback senders: "ACME GmbH via <PLATFORM_NAME>".'
+    )
+    DKIM_ZONE: str = Field(
+        "",
+        description="The platform's DNS zone holding DKIM keys and the return path; empty: "
+        "PLATFORM_DOMAIN.",
+    )
+    BOUNCE_MX: str = Field(
+        "", description="MX host of the return-path domain; empty: mx.<DKIM_ZONE>."
+    )
+    SECRET_KEY: str = Field(
+        "",
+        description="Master key that encrypts DKIM private keys at rest (postbote init "
+        "writes a random one). Keep it secret; changing it makes stored keys unreadable.",
+    )
+    DNS_UPDATE_SERVER: str = Field(
+        "", description="ip[:port] of the platform zone's authoritative server (RFC 2136)."
+    )
+    DNS_UPDATE_TSIG_NAME: str = Field("", description="TSIG key name for DNS updates.")
+    DNS_UPDATE_TSIG_SECRET: str = Field("", description="TSIG secret (base64) for DNS updates.")
+    DNS_UPDATE_TSIG_ALGORITHM: str = Field(
+        "hmac-sha256", description="TSIG algorithm for DNS updates."
+    )
+    DOMAIN_RECHECK_INTERVAL: str = Field(
+        "1h", description="How often serve re-checks the DNS records of verified domains."
+    )
+    BULK_THRESHOLD: int = Field(
+        50, ge=1, description="A message with at least this many recipients re-checks its "
+        "sender domain in DNS before it is accepted.",
+    )
+    PARTNERS: list[Partner] = Field(
+        default_factory=list,
+        description="Third parties that send in tenants' names (the e-signature provider): "
+        "name, ips, spf_include, dkim_selector.",
+    )
     LANGUAGE: str = Field(
         "en", description="Default language of explanations: de, en or es."
     )
@@ -153,7 +205,7 @@ class Settings(BaseSettings):
             parse_duration(step)
         return value
 
-    @field_validator("MAX_LIFETIME", "LEASE_DURATION")
+    @field_validator("MAX_LIFETIME", "LEASE_DURATION", "DOMAIN_RECHECK_INTERVAL")
     @classmethod
     def _check_duration(cls, value: str) -> str:
         parse_duration(value)
@@ -184,6 +236,22 @@ class Settings(BaseSettings):
         return self.HELO_NAME or socket.getfqdn()
 
     @cached_property
+    def dkim_zone(self) -> str:
+        return (self.DKIM_ZONE or self.PLATFORM_DOMAIN).rstrip(".").lower()
+
+    @cached_property
+    def return_path_host(self) -> str:
+        return f"rp.{self.dkim_zone}"
+
+    @cached_property
+    def bounce_mx(self) -> str:
+        return self.BOUNCE_MX or f"mx.{self.dkim_zone}"
+
+    @cached_property
+    def recheck_seconds(self) -> float:
+        return parse_duration(self.DOMAIN_RECHECK_INTERVAL)
+
+    @cached_property
     def default_sender(self) -> str:
         return self.DEFAULT_SENDER or f"notification@{self.PLATFORM_DOMAIN}"
 
@@ -201,7 +269,9 @@ class Settings(BaseSettings):
         for name in type(self).model_fields:
             value = getattr(self, name)
             if isinstance(value, list):
-                value = ",".join(value)
+                value = ",".join(v if isinstance(v, str) else v.name for v in value)
+            if name == "SECRET_KEY" or name.endswith("TSIG_SECRET"):
+                value = "(set)" if value else ""
             out[name] = str(value)
         return out
 

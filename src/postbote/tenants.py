@@ -8,12 +8,13 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .compose import refuse_line_breaks
 from .db.schema import api_keys, tenants, utcnow
 from .errors import AuthError, ConflictError, InputError, NotFoundError
+from .vocab import SenderPolicy
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 KEY_PREFIX = "pb_"
@@ -24,6 +25,7 @@ class Tenant:
     id: int
     name: str
     display_name: str
+    sender_policy: SenderPolicy = SenderPolicy.FALLBACK
 
 
 def _hash(key: str) -> str:
@@ -51,6 +53,21 @@ def add_tenant(engine: Engine, name: str, display_name: str | None = None) -> Te
     return Tenant(tenant_id, name, display)
 
 
+def _tenant(row) -> Tenant:
+    return Tenant(row.id, row.name, row.display_name, SenderPolicy(row.sender_policy))
+
+
+def set_sender_policy(engine: Engine, tenant: Tenant, policy: str) -> Tenant:
+    try:
+        chosen = SenderPolicy(policy)
+    except ValueError:
+        raise InputError(f"The sender policy {policy!r} does not exist.", code="policy_invalid",
+                         hint="Use fallback (send from the default sender) or hold.") from None
+    with engine.begin() as conn:
+        conn.execute(update(tenants).where(tenants.c.id == tenant.id).values(sender_policy=chosen.value))
+    return Tenant(tenant.id, tenant.name, tenant.display_name, chosen)
+
+
 def get_tenant(engine: Engine, name: str) -> Tenant:
     with engine.connect() as conn:
         row = conn.execute(select(tenants).where(tenants.c.name == name)).first()
@@ -60,7 +77,7 @@ def get_tenant(engine: Engine, name: str) -> Tenant:
             hint="Create it with 'postbote tenant add NAME'.",
             code="tenant_not_found",
         )
-    return Tenant(row.id, row.name, row.display_name)
+    return _tenant(row)
 
 
 def create_key(engine: Engine, tenant: Tenant) -> str:
@@ -84,4 +101,4 @@ def authenticate(engine: Engine, key: str) -> Tenant:
         ).first()
     if row is None:
         raise AuthError("The API key is not valid.")
-    return Tenant(row.id, row.name, row.display_name)
+    return _tenant(row)

@@ -18,6 +18,7 @@ def accepted_json(accepted: Accepted) -> dict:
         "id": accepted.id,
         "message_id_header": accepted.message_id_header,
         "recipients": [{"address": a, "state": s.value} for a, s in accepted.recipients],
+        "sender": {"used": accepted.sender, "requested": accepted.requested_sender, "note": accepted.sender_note},
     }
 
 
@@ -44,6 +45,8 @@ def message_json(view: MessageView, explanations: dict[str, dict] | None = None)
     return {
         "id": view.id,
         "from": view.sender,
+        "sender": {"used": view.sender, "requested": view.requested_from, "note": view.sender_note,
+                   "dkim_domain": view.dkim_domain, "dkim_selector": view.dkim_selector},
         "subject": view.subject,
         "message_id_header": view.message_id_header,
         "size": view.size,

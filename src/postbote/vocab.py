@@ -14,10 +14,38 @@ class DeliveryState(StrEnum):
     DELIVERED = "delivered"  # the receiving server answered 250 to DATA
     BOUNCED = "bounced"  # permanent failure; no further attempt
     EXPIRED = "expired"  # temporary failures until MAX_LIFETIME ran out
+    HELD = "held"  # not sent: the sender asked for was not verified and the tenant's policy is hold
 
 
 PENDING_STATES = (DeliveryState.QUEUED, DeliveryState.DEFERRED)
 FINAL_STATES = (DeliveryState.DELIVERED, DeliveryState.BOUNCED, DeliveryState.EXPIRED)
+
+
+class SenderPolicy(StrEnum):
+    """What happens when a tenant asks to send from a domain that is not verified (now)."""
+
+    FALLBACK = "fallback"  # send from the platform's default sender, Reply-To the address asked for
+    HOLD = "hold"  # keep the message held, with the reason
+
+
+class DomainState(StrEnum):
+    PENDING = "pending"  # added; its records are not (all) in DNS yet
+    VERIFIED = "verified"  # DKIM CNAMEs resolve to the published keys, return path to the platform
+    FAILED = "failed"  # never verified, and a record points somewhere else
+    BROKEN = "broken"  # was verified, is not now
+
+
+class RecordStatus(StrEnum):
+    OK = "ok"
+    MISSING = "missing"  # no such record
+    WRONG = "wrong"  # present, with another value
+    ERROR = "error"  # DNS did not answer
+
+
+class KeyState(StrEnum):
+    ACTIVE = "active"  # signs new mail
+    NEXT = "next"  # published, waiting to take over at the next rotation
+    RETIRED = "retired"  # no longer signs; stays published so mail in transit still verifies
 
 
 class AttemptOutcome(StrEnum):
@@ -44,6 +72,7 @@ class EventKind(StrEnum):
     DEFERRED = "deferred"
     BOUNCED = "bounced"
     EXPIRED = "expired"
+    HELD = "held"
 
 
 class ReplyCategory(StrEnum):

@@ -26,6 +26,8 @@ def cli_env(app) -> dict:
         "POSTBOTE_SOURCE_IPS": ",".join(s.SOURCE_IPS),
         "POSTBOTE_HELO_NAME": s.HELO_NAME,
         "POSTBOTE_RETRY_SCHEDULE": "1s",
+        "POSTBOTE_SECRET_KEY": s.SECRET_KEY,
+        "POSTBOTE_PLATFORM_DOMAIN": s.PLATFORM_DOMAIN,
     })
     return env
 

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from postbote.compose import Draft, compose
 from postbote.db import deliveries
-from postbote.queue import enqueue_in
+from postbote.queue import Outgoing, enqueue_in
 from postbote.tenants import add_tenant
 from postbote.testing import Receiver
 from tests.conftest import MX1, SOURCE_IPS
@@ -61,7 +61,8 @@ def test_sigkill_loses_nothing(make_app, zone, smtp_port):
         zone.mail_domain(f"d{i}.test", (10, f"mx.d{i}.test", MX1))
     app = make_app()
     tenant = add_tenant(app.engine, "acme")
-    batch = [compose(Draft("hr@acme.test", [f"u{n}@d{n % 5}.test"], f"Nachricht {n}", "Hallo " * 50), id_domain="p.test")
+    batch = [Outgoing.plain(compose(Draft("hr@acme.test", [f"u{n}@d{n % 5}.test"], f"Nachricht {n}", "Hallo " * 50),
+                                    id_domain="p.test"))
              for n in range(MESSAGES)]
     with app.engine.begin() as conn:
         enqueue_in(conn, tenant.id, batch, lifetime=3600)

@@ -57,7 +57,11 @@ def test_plain_delivery(make_app, zone, smtp_port):
     assert states(app, accepted.id) == {"anna@beispiel.test": "delivered"}
     [received] = mx.messages
     assert received.recipients == ("anna@beispiel.test",)
-    assert received.mail_from == "hr@acme.test"
+    # acme.test is no verified domain of the tenant: the default sender, the platform's return path.
+    assert received.mail_from == f"bounces+{accepted.id}@rp.platform.test"
+    assert b"From: ACME GmbH via Postbote <notification@platform.test>" in received.data
+    assert b"Reply-To: ACME GmbH <hr@acme.test>" in received.data
+    assert received.data.startswith(b"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=platform.test; s=pb1;")
     assert received.message_id == accepted.message_id_header
     assert received.peer_ip in SOURCE_IPS
     [attempt] = message_status(app.engine, accepted.id).recipients[0].history

@@ -12,14 +12,15 @@ from sqlalchemy import select, update
 
 from postbote.compose import Draft, compose
 from postbote.db import deliveries, metadata, utcnow
-from postbote.queue import AttemptRecord, DeliveryUpdate, claim_due, enqueue_in, pending_count, record_outcomes
+from postbote.queue import AttemptRecord, DeliveryUpdate, Outgoing, claim_due, enqueue_in, pending_count, record_outcomes
 from postbote.tenants import add_tenant
 from postbote.vocab import DeliveryState
 
 
 def fill(app, count):
     tenant = add_tenant(app.engine, "acme")
-    batch = [compose(Draft("hr@acme.test", [f"u{i}@d{i % 7}.test"], "s", "t"), id_domain="p.test") for i in range(count)]
+    batch = [Outgoing.plain(compose(Draft("hr@acme.test", [f"u{i}@d{i % 7}.test"], "s", "t"), id_domain="p.test"))
+             for i in range(count)]
     with app.engine.begin() as conn:
         enqueue_in(conn, tenant.id, batch, lifetime=3600)
 

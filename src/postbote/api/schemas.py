@@ -32,10 +32,17 @@ class RecipientState(BaseModel):
     state: str
 
 
+class SenderUsed(BaseModel):
+    used: str = Field(description="The From the message carries.")
+    requested: str = Field(description="The From that was asked for.")
+    note: Optional[str] = Field(None, description="Why they differ (domain not verified …), else null.")
+
+
 class SendResponse(BaseModel):
     id: str
     message_id_header: str
     recipients: list[RecipientState]
+    sender: SenderUsed
 
 
 class ErrorBody(BaseModel):

@@ -19,8 +19,10 @@ from ..errors import InputError, PostboteError
 from ..explaining import explain_lines, explain_reply, message_story
 from ..explaining import report as build_report
 from ..sending import send as send_message
-from ..settings import Settings, config_path
-from ..tenants import add_tenant, create_key, get_tenant
+from ..domains import ensure_platform_keys
+from ..sending import vault_for
+from ..settings import Settings, config_path, load_settings
+from ..tenants import add_tenant, create_key, get_tenant, set_sender_policy
 from ..views import accepted_json, message_json
 from . import render
 from .output import console, emit_json, fail
@@ -62,9 +64,14 @@ def init() -> None:
         path = config_path()
         if not path.exists():
             path.write_text(render.config_file(app.settings), encoding="utf-8")
+            path.chmod(0o600)  # it holds SECRET_KEY
             console.print(f"wrote {path}")
         upgrade(app.engine)
         console.print(f"database ready: {app.engine.url.render_as_string(hide_password=True)}")
+        settings = load_settings()  # again: the config file may have just received SECRET_KEY
+        if settings.SECRET_KEY:
+            ensure_platform_keys(app.engine, vault_for(settings.SECRET_KEY))
+            console.print("platform DKIM keys ready; publish them with 'postbote platform zone' or 'platform publish'")
 
 
 @cli.command()
@@ -113,12 +120,13 @@ def serve() -> None:
             delivering = asyncio.create_task(app.worker().run(stop=stop))
             console.print(f"Postbote API on http://{host}:{port} (docs at /docs); delivering.")
             serving = asyncio.create_task(server.serve())
+            rechecking = asyncio.create_task(_recheck_domains(app, stop))
             stopping = asyncio.create_task(stop.wait())
             # Either a signal, or the API could not start (its port taken): stop both halves.
             await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
             server.should_exit = True
             stop.set()
-            await asyncio.gather(serving, delivering)
+            await asyncio.gather(serving, delivering, rechecking)
 
         run_async(main())
 
@@ -150,6 +158,16 @@ def tenant_key(name: str, as_json: bool = JsonOpt) -> None:
             console.print("[dim]Store it now: Postbote keeps only its hash and cannot show it again.[/]")
 
 
+@tenant_cli.command("policy")
+def tenant_policy(name: str, policy: str = typer.Argument(..., help="fallback or hold"), as_json: bool = JsonOpt) -> None:
+    """What happens when a tenant sends from a domain that is not verified: fallback or hold."""
+    with guarded(as_json) as app:
+        app.check_store()
+        tenant = set_sender_policy(app.engine, get_tenant(app.engine, name), policy)
+        data = {"tenant": tenant.name, "sender_policy": tenant.sender_policy.value}
+        emit_json(data) if as_json else console.print(f"{tenant.name}: sender policy {tenant.sender_policy.value}")
+
+
 @cli.command()
 def send(
     tenant: str = typer.Option(..., "--tenant", help="Tenant name."),
@@ -167,6 +185,7 @@ def send(
         accepted = send_message(
             app.engine, app.settings, get_tenant(app.engine, tenant),
             Draft(sender=sender, recipients=to, subject=subject, text=text, html=html, reply_to=reply_to),
+            resolver=app.resolver,
         )
         data = accepted_json(accepted)
         emit_json(data) if as_json else console.print(render.accepted(data))
@@ -228,6 +247,24 @@ def report(
         emit_json(data) if as_json else console.print(render.report(data))
 
 
+async def _recheck_domains(app: App, stop: asyncio.Event) -> None:
+    """Re-check every sender domain in DNS on the DOMAIN_RECHECK_INTERVAL schedule."""
+    from ..domain_service import recheck_all
+
+    log = logging.getLogger("postbote.domains")
+    while not stop.is_set():
+        try:
+            for name, before, after in await recheck_all(app):
+                if before != after:
+                    log.warning("domain %s: %s -> %s", name, before, after)
+        except Exception:
+            log.exception("domain re-check failed")
+        try:
+            await asyncio.wait_for(stop.wait(), app.settings.recheck_seconds)
+        except asyncio.TimeoutError:
+            pass
+
+
 def _stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -242,4 +279,8 @@ def _logging(settings: Settings) -> None:
 
 
 def main() -> None:
+    from .domains import domain_cli, platform_cli
+
+    cli.add_typer(domain_cli, name="domain")
+    cli.add_typer(platform_cli, name="platform")
     cli()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from rich.table import Table
 from rich.text import Text
 
@@ -15,6 +17,13 @@ def config_file(settings: Settings) -> str:
     for name, field in type(settings).model_fields.items():
         value = getattr(settings, name)
         lines.append(f"# {field.description}")
+        if name == "PARTNERS":
+            lines.append('# PARTNERS = [{ name = "SignIt", ips = ["198.51.100.5"], spf_include = "_spf.signit.example", '
+                         'dkim_selector = "signit" }]')
+            lines.append("")
+            continue
+        if name == "SECRET_KEY" and not value:
+            value = secrets.token_urlsafe(32)  # a new installation gets its own master key
         if isinstance(value, list):
             rendered = "[" + ", ".join(f'"{v}"' for v in value) + "]"
         elif isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -71,6 +71,7 @@ tenants = Table(
     Column("id", Integer, primary_key=True),
     Column("name", String(64), nullable=False, unique=True),
     Column("display_name", String(200), nullable=False),
+    Column("sender_policy", String(16), nullable=False, server_default="fallback"),
     Column("created_at", UTCDateTime, nullable=False),
 )
 
@@ -98,6 +99,10 @@ messages = Table(
     Column("message_id_header", String(255), nullable=False),
     Column("raw", LargeBinary, nullable=False),  # the RFC 5322 bytes as they go on the wire
     Column("size", Integer, nullable=False),
+    Column("requested_from", Text),  # the sender the caller asked for
+    Column("sender_note", Text),  # why the sender used differs from the one asked for
+    Column("dkim_domain", String(255)),
+    Column("dkim_selector", String(63)),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
 )
@@ -146,6 +151,46 @@ attempts = Table(
     Column("connection_reused", Boolean, nullable=False, default=False),
     Column("transcript", Text, nullable=False),
     Index("ix_attempts_delivery_id", "delivery_id"),
+)
+
+domains = Table(
+    "domains",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant_id", ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(253), nullable=False, unique=True),  # one domain, one tenant
+    Column("state", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("verified_at", UTCDateTime),  # first time verified
+    Column("checked_at", UTCDateTime),
+    Column("records", JSON),  # the last check, record by record
+)
+
+dkim_keys = Table(
+    "dkim_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("domain_id", ForeignKey("domains.id", ondelete="CASCADE")),  # NULL: the platform's own
+    Column("selector", String(63), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("private_key", Text, nullable=False),  # encrypted with SECRET_KEY (AES-GCM)
+    Column("public_key", Text, nullable=False),  # base64 DER SubjectPublicKeyInfo, as in p=
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("activated_at", UTCDateTime),
+    Index("ix_dkim_keys_domain_id", "domain_id"),
+)
+
+domain_events = Table(
+    "domain_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("domain_id", ForeignKey("domains.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("kind", String(32), nullable=False),  # checked, state_changed, key_rotated
+    Column("old_state", String(16)),
+    Column("new_state", String(16)),
+    Column("data", JSON, nullable=False),
+    Index("ix_domain_events_domain_id", "domain_id"),
 )
 
 explanation_feedback = Table(

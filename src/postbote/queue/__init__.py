@@ -1,7 +1,7 @@
 """The queue: accepting messages, claiming due deliveries under a lease, recording outcomes."""
 
 from .claim import ClaimedDelivery, QueuedMessage, claim_due, load_messages, release
-from .enqueue import enqueue, enqueue_in
+from .enqueue import Outgoing, enqueue, enqueue_in
 from .record import AttemptRecord, DeliveryUpdate, record_outcomes
 from .report import FeedbackCount, OutcomeCount, feedback_counts, outcome_counts
 from .status import MessageView, RecipientView, AttemptView, message_status, next_due_at, pending_count
@@ -16,6 +16,7 @@ __all__ = [
     "claim_due",
     "load_messages",
     "release",
+    "Outgoing",
     "enqueue",
     "enqueue_in",
     "AttemptRecord",

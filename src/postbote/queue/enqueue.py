@@ -3,6 +3,7 @@ returns, the message is the queue's to deliver; nothing later may lose it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable
 
@@ -13,25 +14,41 @@ from ..db.schema import deliveries, events, messages, utcnow
 from ..vocab import DeliveryState, EventKind
 
 
-def enqueue(engine: Engine, tenant_id: int, message: ComposedMessage, *, lifetime: float) -> datetime:
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A composed (and signed) message with what the queue keeps beside it."""
+
+    message: ComposedMessage
+    mail_from: str  # the envelope sender (RFC 5321 MAIL FROM)
+    requested_from: str | None = None  # the sender the caller asked for
+    sender_note: str | None = None  # why the sender used differs from the one asked for
+    dkim_domain: str | None = None
+    dkim_selector: str | None = None
+    held: bool = False  # stored, but not to be sent
+
+    @classmethod
+    def plain(cls, message: ComposedMessage) -> "Outgoing":
+        return cls(message, message.sender.address)
+
+
+def enqueue(engine: Engine, tenant_id: int, item: Outgoing, *, lifetime: float) -> datetime:
     """Store one message and its deliveries; returns the acceptance time."""
     with engine.begin() as conn:
-        return enqueue_in(conn, tenant_id, [message], lifetime=lifetime)
+        return enqueue_in(conn, tenant_id, [item], lifetime=lifetime)
 
 
-def enqueue_in(
-    conn: Connection, tenant_id: int, batch: Iterable[ComposedMessage], *, lifetime: float
-) -> datetime:
+def enqueue_in(conn: Connection, tenant_id: int, batch: Iterable[Outgoing], *, lifetime: float) -> datetime:
     """Store many messages inside the caller's transaction (bulk acceptance, benchmarks)."""
     now = utcnow()
     expires = now + timedelta(seconds=lifetime)
     message_rows, delivery_rows, event_rows = [], [], []
-    for message in batch:
+    for item in batch:
+        message = item.message
         message_rows.append(
             {
                 "id": message.id,
                 "tenant_id": tenant_id,
-                "mail_from": message.sender.address,
+                "mail_from": item.mail_from,
                 "from_header": str(message.sender.header()),
                 "subject": message.subject,
                 "message_id_header": message.message_id_header,
@@ -39,15 +56,20 @@ def enqueue_in(
                 "size": len(message.raw),
                 "created_at": now,
                 "expires_at": expires,
+                "requested_from": item.requested_from,
+                "sender_note": item.sender_note,
+                "dkim_domain": item.dkim_domain,
+                "dkim_selector": item.dkim_selector,
             }
         )
+        state = DeliveryState.HELD if item.held else DeliveryState.QUEUED
         for recipient in message.recipients:
             delivery_rows.append(
                 {
                     "message_id": message.id,
                     "recipient": recipient.address,
                     "domain": recipient.domain,
-                    "state": DeliveryState.QUEUED.value,
+                    "state": state.value,
                     "attempts": 0,
                     "next_attempt_at": now,
                     "updated_at": now,
@@ -59,7 +81,7 @@ def enqueue_in(
                 "delivery_id": None,
                 "kind": EventKind.ACCEPTED.value,
                 "at": now,
-                "data": {"recipients": [r.address for r in message.recipients]},
+                "data": {"recipients": [r.address for r in message.recipients], "sender_note": item.sender_note},
             }
         )
     if message_rows:

@@ -47,6 +47,10 @@ class MessageView:
     id: str
     tenant_id: int
     sender: str
+    requested_from: str | None
+    sender_note: str | None
+    dkim_domain: str | None
+    dkim_selector: str | None
     subject: str
     message_id_header: str
     size: int
@@ -99,6 +103,10 @@ def message_status(engine: Engine, message_id: str, *, tenant_id: int | None = N
         id=msg.id,
         tenant_id=msg.tenant_id,
         sender=msg.from_header,
+        requested_from=msg.requested_from,
+        sender_note=msg.sender_note,
+        dkim_domain=msg.dkim_domain,
+        dkim_selector=msg.dkim_selector,
         subject=msg.subject,
         message_id_header=msg.message_id_header,
         size=msg.size,

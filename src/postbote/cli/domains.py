@@ -1,0 +1,131 @@
+"""``postbote domain …`` and ``postbote platform …``: sender domains and the platform zone."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from .. import domain_service as service
+from ..tenants import get_tenant
+from .output import console, emit_json
+
+domain_cli = typer.Typer(no_args_is_help=True, help="Sender domains of tenants: records, verification, health.")
+platform_cli = typer.Typer(no_args_is_help=True, help="The platform's own DNS zone.")
+JsonOpt = typer.Option(False, "--json", help="Print one JSON document.")
+TenantOpt = typer.Option(None, "--tenant", help="Act as this tenant: other tenants' domains do not exist.")
+_STATUS = {"ok": "green", "missing": "yellow", "wrong": "red", "error": "red", "verified": "green", "pending": "yellow",
+           "failed": "red", "broken": "red"}
+
+
+def _guarded(as_json: bool):
+    from .main import guarded
+
+    return guarded(as_json)
+
+
+def _tenant_id(app, tenant: str | None) -> int | None:
+    return get_tenant(app.engine, tenant).id if tenant else None
+
+
+def _records_table(data: dict) -> Table:
+    table = Table(title=f"{data['domain']}: {data['state']}", title_justify="left")
+    for column in ("name", "type", "value", "purpose", "status"):
+        table.add_column(column, overflow="fold")
+    for r in data["records"]:
+        status = r.get("status") or "unchecked"
+        table.add_row(r["name"] + ".", r["type"], r.get("value") or r.get("expected"), r["purpose"],
+                      Text(status, style=_STATUS.get(status, "")))
+    return table
+
+
+@domain_cli.command("add")
+def add(domain: str, tenant: str = typer.Option(..., "--tenant", help="The tenant the domain belongs to."),
+        as_json: bool = JsonOpt) -> None:
+    """Add a sender domain: generates its DKIM keys and prints the CNAMEs for the tenant's IT team."""
+    with _guarded(as_json) as app:
+        app.check_store()
+        data = service.add(app, get_tenant(app.engine, tenant).id, domain)
+        if as_json:
+            emit_json(data)
+        else:
+            console.print(_records_table(data))
+            console.print("Ask the IT team to publish these records, then run 'postbote domain verify "
+                          f"{data['domain']}'. Until it is verified, mail falls back to the default sender.")
+
+
+@domain_cli.command("records")
+def records(domain: str, tenant: Optional[str] = TenantOpt, as_json: bool = JsonOpt,
+            zone: bool = typer.Option(False, "--zone", help="A zone-file snippet to paste.")) -> None:
+    """The records the tenant's IT team publishes, with their status from the last check."""
+    with _guarded(as_json) as app:
+        app.check_store()
+        from ..domains import get_domain
+
+        data = service.domain_json(app, get_domain(app.engine, domain, tenant_id=_tenant_id(app, tenant)))
+        if as_json:
+            emit_json(data["records"])
+        elif zone:
+            for r in data["records"]:
+                value = f'"{r["value"]}"' if r["type"] == "TXT" else r["value"] + "."
+                print(f"; {r['purpose']}\n{r['name']}. 3600 IN {r['type']} {value}")
+        else:
+            console.print(_records_table(data))
+
+
+@domain_cli.command("verify")
+def verify(domain: str, tenant: Optional[str] = TenantOpt, as_json: bool = JsonOpt) -> None:
+    """Check the domain's records in DNS now; prints its state and each record's status."""
+    with _guarded(as_json) as app:
+        app.check_store()
+        data = service.verify(app, domain, _tenant_id(app, tenant))
+        emit_json(data) if as_json else console.print(_records_table(data))
+
+
+@domain_cli.command("check")
+def check(domain: str, tenant: Optional[str] = TenantOpt, as_json: bool = JsonOpt) -> None:
+    """What receivers will see: SPF, DKIM, DMARC, MX, partners, and a verdict with the fix."""
+    with _guarded(as_json) as app:
+        app.check_store()
+        data = service.check(app, domain, _tenant_id(app, tenant))
+        if as_json:
+            emit_json(data)
+            return
+        console.print(Text(data["verdict"], style="bold green" if data["passes_dmarc"] else "bold red"))
+        for part in ("spf", "dkim", "dmarc", "mx"):
+            finding = data[part]
+            console.print(Text(f"{part.upper():6} ", style="bold") + Text(finding["summary"], style="" if finding["ok"] else "yellow"))
+            if finding["fix"]:
+                console.print(f"       fix: {finding['fix']}", highlight=False)
+        for partner in data["partners"]:
+            state = "passes DMARC" if partner["passes_dmarc"] else "does not pass DMARC"
+            console.print(f"PARTNER {partner['name']}: {state}" + (f" — {partner['fix']}" if partner["fix"] else ""))
+
+
+@domain_cli.command("rotate-key")
+def rotate_key(domain: str, wait: float = typer.Option(300, "--wait", help="Seconds to wait for the next key to resolve."),
+               as_json: bool = JsonOpt) -> None:
+    """Switch to the next DKIM key once it resolves; the tenant's DNS stays as it is."""
+    with _guarded(as_json) as app:
+        app.check_store()
+        data = service.rotate(app, domain, wait=wait)
+        emit_json(data) if as_json else console.print(f"{data['domain']}: signing with {data['active']}, "
+                                                      f"{data['retired']} retired (still published)")
+
+
+@platform_cli.command("zone")
+def platform_zone() -> None:
+    """The platform zone's records (DKIM keys, return path MX and SPF) as a zone file."""
+    with _guarded(False) as app:
+        app.check_store()
+        print(service.zone(app), end="")
+
+
+@platform_cli.command("publish")
+def platform_publish() -> None:
+    """Push the platform zone's records to DNS_UPDATE_SERVER (RFC 2136 UPDATE, TSIG-signed)."""
+    with _guarded(False) as app:
+        app.check_store()
+        console.print(f"published {service.publish_zone(app)} record sets to {app.settings.DNS_UPDATE_SERVER}")

@@ -1,0 +1,93 @@
+"""Sender domains as the faces use them: add, records, verify, check, rotate — each scoped to a
+tenant when one is given, so a tenant can never touch another tenant's domain."""
+
+from __future__ import annotations
+
+import asyncio
+
+from .app import App
+from .domains import (
+    Domain,
+    add_domain,
+    ensure_platform_keys,
+    get_domain,
+    list_domains,
+    platform_records,
+    publish,
+    tenant_records,
+    verify_domain,
+    zone_file,
+)
+from .domains.check import health_check
+from .domains.rotate import rotate_key
+from .sending import vault_for
+
+
+def records_json(app: App, domain: Domain) -> list[dict]:
+    """The records the tenant publishes, with each one's status from the last check (null before)."""
+    checked = {r["name"]: r for r in domain.records or []}
+    s = app.settings
+    return [
+        {"name": r.name, "type": r.type, "value": r.value, "purpose": r.purpose, "required": r.required,
+         "status": checked.get(r.name, {}).get("status"), "found": checked.get(r.name, {}).get("found")}
+        for r in tenant_records(domain.name, s.dkim_zone, s.return_path_host)
+    ]
+
+
+def domain_json(app: App, domain: Domain) -> dict:
+    return {
+        "domain": domain.name,
+        "state": domain.state.value,
+        "verified_at": domain.verified_at.isoformat().replace("+00:00", "Z") if domain.verified_at else None,
+        "checked_at": domain.checked_at.isoformat().replace("+00:00", "Z") if domain.checked_at else None,
+        "records": records_json(app, domain),
+    }
+
+
+def add(app: App, tenant_id: int, name: str) -> dict:
+    domain = add_domain(app.engine, vault_for(app.settings.SECRET_KEY), tenant_id, name,
+                        platform_zone=app.settings.dkim_zone)
+    return domain_json(app, domain)
+
+
+def verify(app: App, name: str, tenant_id: int | None = None) -> dict:
+    domain = get_domain(app.engine, name, tenant_id=tenant_id)
+    result = asyncio.run(verify_domain(app.engine, app.resolver, app.settings, domain))
+    data = domain_json(app, get_domain(app.engine, name, tenant_id=tenant_id))
+    data["previous_state"] = result.previous.value
+    data["records"] = result.records
+    return data
+
+
+def check(app: App, name: str, tenant_id: int | None = None) -> dict:
+    domain = get_domain(app.engine, name, tenant_id=tenant_id)
+    return asyncio.run(health_check(app.engine, app.resolver, app.settings, domain)).to_dict()
+
+
+def rotate(app: App, name: str, *, wait: float, tenant_id: int | None = None) -> dict:
+    domain = get_domain(app.engine, name, tenant_id=tenant_id)
+    return asyncio.run(rotate_key(app.engine, app.resolver, app.settings, vault_for(app.settings.SECRET_KEY), domain,
+                                  wait=wait))
+
+
+def _platform_records(app: App):
+    # The default sender's keys belong in the zone from the start, even before its first message.
+    ensure_platform_keys(app.engine, vault_for(app.settings.SECRET_KEY))
+    return platform_records(app.engine, app.settings)
+
+
+def zone(app: App) -> str:
+    return zone_file(_platform_records(app))
+
+
+def publish_zone(app: App) -> int:
+    return publish(_platform_records(app), app.settings)
+
+
+async def recheck_all(app: App) -> list[tuple[str, str, str]]:
+    """One round of the schedule: every domain checked again; (domain, before, after) of each."""
+    changes = []
+    for domain in list_domains(app.engine):
+        result = await verify_domain(app.engine, app.resolver, app.settings, domain)
+        changes.append((domain.name, result.previous.value, result.state.value))
+    return changes

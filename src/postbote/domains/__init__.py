@@ -1,0 +1,42 @@
+"""Sender domains: the CNAME scheme, DKIM keys and signing, verification, the platform zone, the
+health check, and the sender choice at send time."""
+
+from .dkim import sign
+from .publish import platform_records, publish, zone_file
+from .records import Record, tenant_records
+from .sender import SenderDecision, choose_sender
+from .store import (
+    DkimKey,
+    Domain,
+    add_domain,
+    domain_keys,
+    ensure_platform_keys,
+    find_domain,
+    get_domain,
+    list_domains,
+    published_keys,
+)
+from .verify import Verification, check_records, verify_domain
+
+__all__ = [
+    "sign",
+    "platform_records",
+    "publish",
+    "zone_file",
+    "Record",
+    "tenant_records",
+    "SenderDecision",
+    "choose_sender",
+    "DkimKey",
+    "Domain",
+    "add_domain",
+    "domain_keys",
+    "ensure_platform_keys",
+    "find_domain",
+    "get_domain",
+    "list_domains",
+    "published_keys",
+    "Verification",
+    "check_records",
+    "verify_domain",
+]

@@ -1,0 +1,75 @@
+"""DKIM key pairs: RSA-2048, generated here, private halves encrypted at rest.
+
+The private key is stored as AES-256-GCM ciphertext under a key derived (HKDF-SHA256) from the
+SECRET_KEY setting; it is decrypted only to sign, parsed once and kept in memory. Neither the
+private key nor SECRET_KEY is ever logged or printed."""
+
+from __future__ import annotations
+
+import base64
+import os
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from ..errors import ConfigError
+
+KEY_BITS = 2048
+_INFO = b"postbote dkim private key v1"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPair:
+    private_key: rsa.RSAPrivateKey
+    public_b64: str  # what DKIM's p= carries: base64 of the DER SubjectPublicKeyInfo
+
+
+def generate() -> KeyPair:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
+    return KeyPair(private, public_b64(private.public_key()))
+
+
+def public_b64(public_key: rsa.RSAPublicKey) -> str:
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(der).decode("ascii")
+
+
+class KeyVault:
+    """Encrypts and decrypts private keys with the master key from settings."""
+
+    def __init__(self, secret_key: str):
+        if not secret_key:
+            raise ConfigError(
+                "SECRET_KEY is not set, so DKIM private keys cannot be stored or used.",
+                hint="Run 'postbote init' (it writes one to postbote.toml) or set POSTBOTE_SECRET_KEY "
+                "to a long random string.",
+            )
+        kdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO)
+        self._aead = AESGCM(kdf.derive(secret_key.encode("utf-8")))
+        self._parsed: dict[str, rsa.RSAPrivateKey] = {}
+
+    def seal(self, private_key: rsa.RSAPrivateKey) -> str:
+        der = private_key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        nonce = os.urandom(12)
+        return base64.b64encode(nonce + self._aead.encrypt(nonce, der, _INFO)).decode("ascii")
+
+    def open(self, sealed: str) -> rsa.RSAPrivateKey:
+        key = self._parsed.get(sealed)
+        if key is None:
+            raw = base64.b64decode(sealed)
+            try:
+                der = self._aead.decrypt(raw[:12], raw[12:], _INFO)
+            except InvalidTag:
+                raise ConfigError(
+                    "A stored DKIM key cannot be decrypted with this SECRET_KEY.",
+                    hint="Use the SECRET_KEY the keys were created with.",
+                ) from None
+            key = serialization.load_der_private_key(der, password=None)
+            self._parsed[sealed] = key
+        return key
