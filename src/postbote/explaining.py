@@ -13,6 +13,8 @@ from sqlalchemy import Engine, insert, select
 
 from .db.schema import explanation_feedback, messages, utcnow
 from .errors import InputError, NotFoundError
+from .compose import parse_mailbox
+from .domains import find_domain
 from .queue import MessageView, RecipientView, feedback_counts, message_status, outcome_counts
 from .recipients import suggest
 from .replies import (
@@ -79,11 +81,12 @@ def explain_lines(settings: Settings, lines, *, lang: str | None = None):
         yield json.dumps(result, ensure_ascii=False)
 
 
-def recipient_explanation(settings: Settings, recipient: RecipientView, lang: str) -> dict:
+def recipient_explanation(settings: Settings, recipient: RecipientView, lang: str,
+                          missing_records: tuple[str, ...] = ()) -> dict:
     """Where a recipient stands, explained from its last attempt (re-read with today's rules)."""
     context_args = dict(recipient=recipient.address, source_ips=tuple(settings.SOURCE_IPS),
                         partner_ips=tuple(settings.PARTNER_IPS), state=recipient.state,
-                        next_attempt=_when(recipient.next_attempt_at))
+                        next_attempt=_when(recipient.next_attempt_at), missing_records=missing_records)
     last = recipient.history[-1] if recipient.history else None
     if last is None or last.outcome == "delivered":
         return {"id": None, "lang": lang, "category": None, "status": _status_only(recipient, lang, context_args),
@@ -116,7 +119,23 @@ def message_story(engine: Engine, settings: Settings, message_id: str, *, lang: 
                   tenant_id: int | None = None) -> tuple[MessageView, dict[str, dict]]:
     lang = check_language(lang or settings.LANGUAGE)
     view = message_status(engine, message_id, tenant_id=tenant_id)
-    return view, {r.address: recipient_explanation(settings, r, lang) for r in view.recipients}
+    missing = _missing_records(engine, view)
+    return view, {r.address: recipient_explanation(settings, r, lang, missing) for r in view.recipients}
+
+
+def _missing_records(engine: Engine, view: MessageView) -> tuple[str, ...]:
+    """The sender domain's records not in place at its last check, when the message asked for a
+    domain of its own tenant: what an authentication failure's fix names."""
+    if not view.requested_from:
+        return ()
+    try:
+        domain = find_domain(engine, parse_mailbox(view.requested_from).domain)
+    except InputError:
+        return ()
+    if domain is None or domain.tenant_id != view.tenant_id:
+        return ()
+    return tuple(f"{r['name']} {r['type']} {r['expected']}" for r in domain.records or []
+                 if r["required"] and r["status"] != "ok")
 
 
 @dataclass(frozen=True, slots=True)

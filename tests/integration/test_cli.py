@@ -169,3 +169,27 @@ def test_report_groups_outcomes(make_app, zone, smtp_port, tmp_path):
     assert "beispiel.test" in table and "invalid_recipient" in table
     bad = postbote(env, tmp_path, "report", "--since", "yesterday", check=False)
     assert bad.returncode == 2 and "error[duration_invalid]" in bad.stderr
+
+
+def test_domain_commands(make_app, zone, tmp_path):
+    env = cli_env(make_app())
+    postbote(env, tmp_path, "tenant", "add", "acme", "--display-name", "ACME GmbH")
+    added = json.loads(postbote(env, tmp_path, "domain", "add", "acme.test", "--tenant", "acme", "--json").stdout)
+    assert added["state"] == "pending" and len(added["records"]) == 4
+    records = json.loads(postbote(env, tmp_path, "domain", "records", "acme.test", "--json").stdout)
+    assert {"name", "type", "value", "purpose", "status"} <= set(records[0]) and records[0]["status"] is None
+    snippet = postbote(env, tmp_path, "domain", "records", "acme.test", "--zone").stdout
+    assert "pb1._domainkey.acme.test. 3600 IN CNAME pb1.acme-test.dkim.platform.test." in snippet
+    platform = postbote(env, tmp_path, "platform", "zone").stdout
+    assert "pb1.acme-test.dkim.platform.test. 3600 IN TXT \"v=DKIM1; k=rsa; p=" in platform
+    assert "pb1._domainkey.platform.test. 3600 IN TXT" in platform and "rp.platform.test. 3600 IN MX 10 mx.platform.test." in platform
+    assert "rp.platform.test. 3600 IN TXT \"v=spf1 ip4:127.0.0.20 ip4:127.0.0.21 -all\"" in platform
+    verified = json.loads(postbote(env, tmp_path, "domain", "verify", "acme.test", "--json").stdout)
+    assert verified["state"] == "pending" and {r["status"] for r in verified["records"]} == {"missing"}
+    policy = json.loads(postbote(env, tmp_path, "tenant", "policy", "acme", "hold", "--json").stdout)
+    assert policy == {"tenant": "acme", "sender_policy": "hold"}
+    bad = postbote(env, tmp_path, "tenant", "policy", "acme", "sometimes", check=False)
+    assert bad.returncode == 2 and "error[policy_invalid]" in bad.stderr
+    taken = postbote(env, tmp_path, "domain", "add", "acme.test", "--tenant", "acme", check=False)
+    assert taken.returncode == 1 and "error[domain_taken]" in taken.stderr
+    assert "PRIVATE KEY" not in platform and env["POSTBOTE_SECRET_KEY"] not in platform + snippet

@@ -9,7 +9,9 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from .. import __version__
+from .. import domain_service
 from ..app import App
+from ..domains import get_domain, list_domains
 from ..compose import Draft
 from ..errors import AuthError, ConflictError, InputError, NotFoundError, PostboteError, StoreError
 from ..durations import parse_duration
@@ -18,10 +20,10 @@ from ..explaining import report as build_report
 from ..sending import send
 from ..tenants import Tenant, authenticate
 from ..views import accepted_json, message_json
-from .schemas import ErrorResponse, FeedbackRequest, SendRequest, SendResponse
+from .schemas import DomainRequest, ErrorResponse, FeedbackRequest, SendRequest, SendResponse
 
 _STATUS = [(InputError, 422), (NotFoundError, 404), (AuthError, 401), (ConflictError, 409), (StoreError, 503)]
-_ERRORS = {code: {"model": ErrorResponse} for code in (401, 404, 422)}
+_ERRORS = {code: {"model": ErrorResponse} for code in (401, 404, 409, 422)}
 
 
 def create_api(app: App) -> FastAPI:
@@ -75,6 +77,31 @@ def create_api(app: App) -> FastAPI:
         except ValueError as exc:
             raise InputError(str(exc), code="duration_invalid", hint="Write e.g. 30m, 24h or 7d.") from None
         return build_report(app.engine, since=seconds, tenant_id=who.id)
+
+    @api.post("/v1/domains", status_code=201, responses=_ERRORS)
+    def post_domain(body: DomainRequest, who: Tenant = Depends(tenant)) -> dict:
+        """Add a sender domain. The answer lists the CNAME records your IT team publishes."""
+        return domain_service.add(app, who.id, body.domain)
+
+    @api.get("/v1/domains", responses=_ERRORS)
+    def get_domains(who: Tenant = Depends(tenant)) -> list[dict]:
+        """Your sender domains with their state and records."""
+        return [domain_service.domain_json(app, d) for d in list_domains(app.engine, tenant_id=who.id)]
+
+    @api.get("/v1/domains/{domain}", responses=_ERRORS)
+    def get_domain_records(domain: str, who: Tenant = Depends(tenant)) -> dict:
+        """One of your domains: state and records, each with its status from the last check."""
+        return domain_service.domain_json(app, get_domain(app.engine, domain, tenant_id=who.id))
+
+    @api.post("/v1/domains/{domain}/verify", responses=_ERRORS)
+    def verify_domain(domain: str, who: Tenant = Depends(tenant)) -> dict:
+        """Check the domain's records in DNS now."""
+        return domain_service.verify(app, domain, who.id)
+
+    @api.get("/v1/domains/{domain}/check", responses=_ERRORS)
+    def check_domain(domain: str, who: Tenant = Depends(tenant)) -> dict:
+        """What receivers will see: SPF, DKIM, DMARC, MX, partners, and a verdict with the fix."""
+        return domain_service.check(app, domain, who.id)
 
     @api.get("/v1/health")
     def health() -> dict:

@@ -18,6 +18,12 @@ class SendRequest(BaseModel):
     reply_to: Optional[str] = None
 
 
+class DomainRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    domain: str = Field(description="Your company's domain, e.g. acme.com.")
+
+
 class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
