@@ -75,11 +75,17 @@ def enqueue(app: App, messages: int, domains: int, sign_with=None) -> float:
             message = replace(message, raw=dkim_sign(message.raw, domain=domain, selector=selector, key=key))
         return Outgoing(message, f"bounces+{message.id}@rp.platform.test")
 
+    def submit(first: int) -> list:
+        return [pool.submit(build, n) for n in range(first, min(first + 1000, messages))]
+
     started = time.perf_counter()
+    pending = submit(0)
     for first in range(0, messages, 1000):
-        batch = list(pool.map(build, range(first, min(first + 1000, messages)), chunksize=50))
+        upcoming = submit(first + 1000) if first + 1000 < messages else []  # sign ahead while storing
+        batch = [f.result() for f in pending]
         with app.engine.begin() as conn:
             enqueue_in(conn, tenant.id, batch, lifetime=86400)
+        pending = upcoming
     pool.shutdown()
     return time.perf_counter() - started
 
