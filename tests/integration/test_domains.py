@@ -187,3 +187,16 @@ def test_an_authentication_failure_names_the_missing_records(tenants, zone, smtp
     assert explained["category"] == "auth_failure"
     assert "pb1._domainkey.acme.test CNAME pb1.acme-test.dkim.platform.test" in explained["fix"]
     assert "pb2._domainkey" not in explained["fix"]  # only what is missing
+
+
+def test_the_scheduled_recheck_notices_a_broken_domain(tenants, zone):
+    import asyncio
+
+    from postbote.domain_service import recheck_all
+
+    app, acme, globex = tenants
+    verified_domain(app, zone, acme)
+    add(app, globex.id, "globex.test")
+    zone.remove("pbmail.acme.test", "CNAME")
+    changes = asyncio.run(recheck_all(app))
+    assert sorted(changes) == [("acme.test", "verified", "broken"), ("globex.test", "pending", "pending")]

@@ -44,8 +44,13 @@ def accepted(data: dict) -> Table:
     return table
 
 
+def _sender_line(data: dict) -> str:
+    note = data["sender"].get("note")
+    return f"\nsender: {data['from']}" + (f" — asked for {data['sender']['requested']}: {note}" if note else "")
+
+
 def status(data: dict) -> Table:
-    table = Table(title=f"{data['id']}  {data['subject']!r}  from {data['from']}", title_justify="left")
+    table = Table(title=f"{data['id']}  {data['subject']!r}{_sender_line(data)}", title_justify="left")
     for column in ("recipient", "state", "attempts", "last reply / next attempt"):
         table.add_column(column)
     for r in data["recipients"]:
@@ -86,7 +91,7 @@ def explained_reply(data: dict) -> Text:
 
 def story(data: dict) -> Text:
     out = Text()
-    out.append(f"{data['id']}  {data['subject']!r}  from {data['from']}\n", style="bold")
+    out.append(f"{data['id']}  {data['subject']!r}{_sender_line(data)}\n", style="bold")
     for r in data["recipients"]:
         explanation = r["explanation"] or {}
         words = _labels(explanation.get("lang", "en"))
