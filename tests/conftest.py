@@ -112,6 +112,7 @@ def make_app(store_url, dns_server, smtp_port):
             RETRY_JITTER=0,
             LEASE_DURATION="30s",
             SECRET_KEY="test-master-key-not-for-production",
+            ALLOW_TEST_DOMAINS=True,
         )
         settings.update(overrides)
         app = App.from_environment(**settings)

@@ -33,8 +33,13 @@ class PostboteError(Exception):
         if code is not None:
             self.code = code
 
-    def to_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message, "hint": self.hint}
+    details: list | None = None  # per-item errors, e.g. each refused recipient
+
+    def to_dict(self) -> dict:
+        out = {"code": self.code, "message": self.message, "hint": self.hint}
+        if self.details is not None:
+            out["details"] = self.details
+        return out
 
 
 class ConfigError(PostboteError):

@@ -9,16 +9,18 @@ processes that accept mail instead of the one event loop that delivers it."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from sqlalchemy import Engine
 
-from .compose import Draft, compose, new_message_id, parse_mailbox
+from .compose import Draft, Mailbox, compose, new_message_id, parse_mailbox, refuse_line_breaks
 from .dns import Resolver
 from .domains import choose_sender, ensure_platform_keys, find_domain, sign, verify_domain
 from .domains.keys import KeyVault
+from .errors import HeaderInjectionError, InputError, InvalidMessageError
 from .queue import Outgoing, enqueue
+from .recipients import AddressCheck, check_addresses, check_syntax, find_many
 from .settings import Settings
 from .tenants import Tenant
 from .vocab import DeliveryState
@@ -32,6 +34,7 @@ class Accepted:
     sender: str
     requested_sender: str
     sender_note: str | None
+    refused: list[AddressCheck] = field(default_factory=list)  # recipients that did not enter the queue
 
 
 @lru_cache(maxsize=4)
@@ -40,13 +43,49 @@ def vault_for(secret_key: str) -> KeyVault:
     return KeyVault(secret_key)
 
 
+def check_recipients(engine: Engine, settings: Settings, tenant: Tenant, recipients: list[str],
+                     resolver: Resolver) -> tuple[list[str], list[AddressCheck]]:
+    """(the recipients that may be sent to, as "Name <address>"; the refused ones, with why).
+    A line break anywhere refuses the whole message: that is an attack, not a typo."""
+    if not recipients:
+        raise InvalidMessageError("The message has no recipient.", hint="Give at least one 'to'.")
+    parsed: list[Mailbox | AddressCheck] = []
+    for text in recipients:
+        try:
+            parsed.append(parse_mailbox(text, field="recipient"))
+        except HeaderInjectionError:
+            raise
+        except InputError:
+            parsed.append(check_syntax(text, settings))
+    addresses = [p.address for p in parsed if isinstance(p, Mailbox)]
+    suppressed = find_many(engine, tenant.id, addresses)
+    checks = iter(asyncio.run(check_addresses(addresses, settings, resolver, suppressed)) if addresses else [])
+    accepted, refused = [], []
+    for item in parsed:
+        result = next(checks) if isinstance(item, Mailbox) else item
+        if result.ok:
+            accepted.append(str(Mailbox(result.normalized, item.display_name).header()))
+        else:
+            refused.append(result)
+    if not accepted:
+        error = InputError("No recipient of this message can be sent to.", code="recipients_refused",
+                           hint="See details: each recipient with its reason and, where likely, the address meant.")
+        error.details = [r.to_dict() for r in refused]
+        raise error
+    return accepted, refused
+
+
 def send(engine: Engine, settings: Settings, tenant: Tenant, draft: Draft, *, resolver: Resolver | None = None) -> Accepted:
     vault = vault_for(settings.SECRET_KEY)
     ensure_platform_keys(engine, vault)
     requested = parse_mailbox(draft.sender, field="sender")
+    refuse_line_breaks("subject", draft.subject)  # an attack is refused before any DNS is asked
+    resolver = resolver or Resolver(settings)
+    to, refused = check_recipients(engine, settings, tenant, list(draft.recipients), resolver)
+    draft = replace(draft, recipients=to)
     reply_to = parse_mailbox(draft.reply_to, field="reply-to") if draft.reply_to else None
     fresh = None
-    if resolver is not None and len(draft.recipients) >= settings.BULK_THRESHOLD:
+    if len(draft.recipients) >= settings.BULK_THRESHOLD:
         # Before a bulk send, look at the tenant's domain in DNS now rather than trust the last check.
         domain = find_domain(engine, requested.domain)
         if domain is not None and domain.tenant_id == tenant.id:
@@ -80,4 +119,5 @@ def send(engine: Engine, settings: Settings, tenant: Tenant, draft: Draft, *, re
         sender=sender_text,
         requested_sender=str(requested.header()),
         sender_note=decision.note,
+        refused=refused,
     )

@@ -150,6 +150,17 @@ class Settings(BaseSettings):
         description="Third parties that send in tenants' names (the e-signature provider): "
         "name, ips, spf_include, dkim_selector.",
     )
+    ALLOW_TEST_DOMAINS: bool = Field(
+        False, description="Accept recipients in the reserved .test domain (RFC 6761), and only "
+        "those, still checked in DNS; for test set-ups.",
+    )
+    INBOUND_LISTEN: str = Field(
+        "", description="host:port of the bounce and complaint receiver started by serve; "
+        "empty: not started (production: 0.0.0.0:25 behind BOUNCE_MX).",
+    )
+    INBOUND_MAX_SIZE: int = Field(
+        10_000_000, ge=1000, description="Largest bounce or complaint the receiver accepts, in bytes."
+    )
     LANGUAGE: str = Field(
         "en", description="Default language of explanations: de, en or es."
     )

@@ -19,6 +19,7 @@ def accepted_json(accepted: Accepted) -> dict:
         "message_id_header": accepted.message_id_header,
         "recipients": [{"address": a, "state": s.value} for a, s in accepted.recipients],
         "sender": {"used": accepted.sender, "requested": accepted.requested_sender, "note": accepted.sender_note},
+        "refused": [r.to_dict() for r in accepted.refused],
     }
 
 

@@ -75,6 +75,13 @@ class EventKind(StrEnum):
     HELD = "held"
 
 
+class SuppressionReason(StrEnum):
+    HARD_BOUNCE = "hard_bounce"
+    COMPLAINT = "complaint"
+    UNSUBSCRIBED = "unsubscribed"
+    MANUAL = "manual"
+
+
 class ReplyCategory(StrEnum):
     """Why a receiver did not take a message (replies/). The rules name one of these."""
 

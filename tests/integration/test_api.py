@@ -66,7 +66,8 @@ def test_a_tenant_cannot_see_another_tenants_message(api):
 
 @pytest.mark.parametrize("change, code", [
     ({"subject": "Hallo\r\nBcc: victim@example.test"}, "header_injection"),
-    ({"to": ["not-an-address"]}, "address_invalid"),
+    ({"to": ["not-an-address"]}, "recipients_refused"),
+    ({"to": ["anna@nowhere.test"]}, "recipients_refused"),
     ({"to": []}, "request_invalid"),
     ({"subject": ""}, "message_invalid"),
     ({"attachments": []}, "request_invalid"),
@@ -76,6 +77,9 @@ def test_bad_input_gets_a_stable_code_and_a_hint_and_nothing_is_stored(api, chan
     assert response.status_code == 422
     error = response.json()["error"]
     assert error["code"] == code and error["message"] and error["hint"]
+    if code == "recipients_refused":
+        [detail] = error["details"]
+        assert detail["reason"] in ("syntax_invalid", "domain_not_found") and detail["hint"]
     assert pending_count(api.app_ref.engine) == 0
 
 

@@ -12,7 +12,7 @@ import time
 import httpx
 
 from tests.conftest import MX1, free_port
-from postbote.testing import Receiver
+from postbote.testing import Receiver, Script
 
 
 def cli_env(app) -> dict:
@@ -28,6 +28,7 @@ def cli_env(app) -> dict:
         "POSTBOTE_RETRY_SCHEDULE": "1s",
         "POSTBOTE_SECRET_KEY": s.SECRET_KEY,
         "POSTBOTE_PLATFORM_DOMAIN": s.PLATFORM_DOMAIN,
+        "POSTBOTE_ALLOW_TEST_DOMAINS": "true",
     })
     return env
 
@@ -152,18 +153,26 @@ def test_explain_a_reply_and_a_batch_without_a_store(tmp_path):
     assert nothing.returncode == 2 and "error[explain_nothing]" in nothing.stderr
 
 
+class UnknownX(Script):
+    def rcpt(self, peer_ip, mail_from, recipient):
+        if recipient.startswith("x@"):
+            return f"550 5.1.1 <{recipient}>: Recipient address rejected: User unknown"
+        return "250 OK"
+
+
 def test_report_groups_outcomes(make_app, zone, smtp_port, tmp_path):
     zone.mail_domain("beispiel.test", (10, "mx1.beispiel.test", MX1))
     env = cli_env(make_app())
     postbote(env, tmp_path, "tenant", "add", "acme")
-    for to in ("anna@beispiel.test", "bob@beispiel.test", "x@nowhere.test"):
+    zone.mail_domain("kunde.test", (10, "mx.kunde.test", MX1))
+    for to in ("anna@beispiel.test", "bob@beispiel.test", "x@kunde.test"):
         postbote(env, tmp_path, "send", "--tenant", "acme", "--from", "hr@acme.test", "--to", to, "--subject", "s", "--text", "t")
-    with Receiver(MX1, smtp_port):
+    with Receiver(MX1, smtp_port, UnknownX()):
         postbote(env, tmp_path, "worker", "--until-done", "--timeout", "30")
     report = json.loads(postbote(env, tmp_path, "report", "--since", "1h", "--json").stdout)
     assert report["outcomes"] == [
         {"destination": "beispiel.test", "state": "delivered", "category": None, "count": 2},
-        {"destination": "nowhere.test", "state": "bounced", "category": "invalid_recipient", "count": 1},
+        {"destination": "kunde.test", "state": "bounced", "category": "invalid_recipient", "count": 1},
     ]
     table = postbote(env, tmp_path, "report").stdout
     assert "beispiel.test" in table and "invalid_recipient" in table

@@ -44,11 +44,22 @@ class SenderUsed(BaseModel):
     note: Optional[str] = Field(None, description="Why they differ (domain not verified …), else null.")
 
 
+class AddressResult(BaseModel):
+    address: str
+    ok: bool
+    normalized: Optional[str]
+    reason: Optional[str] = Field(None, description="A stable code; null when ok.")
+    message: Optional[str] = None
+    hint: Optional[str] = None
+    suggestion: Optional[str] = Field(None, description="The address probably meant; never applied by itself.")
+
+
 class SendResponse(BaseModel):
     id: str
     message_id_header: str
     recipients: list[RecipientState]
     sender: SenderUsed
+    refused: list[AddressResult] = Field(description="Recipients that did not enter the queue, and why.")
 
 
 class ErrorBody(BaseModel):

@@ -26,6 +26,10 @@ def fail(error: PostboteError, *, as_json: bool) -> NoReturn:
         emit_json({"error": error.to_dict()})
     else:
         err_console.print(f"[bold red]error\\[{escape(error.code)}][/]: {escape(error.message)}", highlight=False)
+        for detail in error.details or []:
+            suggestion = f" — did you mean {detail['suggestion']}?" if detail.get("suggestion") else ""
+            err_console.print(f"  {escape(detail.get('address', ''))}: {escape(detail.get('message') or '')}"
+                              f"{escape(suggestion)}", highlight=False)
         if error.hint:
             err_console.print(f"hint: {escape(error.hint)}", highlight=False)
     raise typer.Exit(2 if isinstance(error, (InputError, NotFoundError)) else 1)

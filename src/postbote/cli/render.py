@@ -36,11 +36,15 @@ def config_file(settings: Settings) -> str:
 
 
 def accepted(data: dict) -> Table:
-    table = Table(title=f"message {data['id']}", title_justify="left")
+    note = f"\nsender: {data['sender']['used']} — {data['sender']['note']}" if data["sender"]["note"] else ""
+    table = Table(title=f"message {data['id']}{note}", title_justify="left")
     table.add_column("recipient")
     table.add_column("state")
     for r in data["recipients"]:
         table.add_row(r["address"], Text(r["state"], style=_STATE_STYLE.get(r["state"], "")))
+    for r in data["refused"]:
+        suggestion = f" Did you mean {r['suggestion']}?" if r["suggestion"] else ""
+        table.add_row(r["address"], Text(f"refused: {r['message']}{suggestion}", style="red"))
     return table
 
 

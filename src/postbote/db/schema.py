@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 
 metadata = MetaData(
@@ -191,6 +192,22 @@ domain_events = Table(
     Column("new_state", String(16)),
     Column("data", JSON, nullable=False),
     Index("ix_domain_events_domain_id", "domain_id"),
+)
+
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant_id", ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("address", String(320), nullable=False),  # lower case
+    Column("reason", String(16), nullable=False),  # hard_bounce, complaint, unsubscribed, manual
+    Column("source_message_id", String(32)),
+    Column("detail", Text),  # the reply or report that caused it
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime),  # NULL: until removed by hand
+    Column("removed_at", UTCDateTime),
+    Column("removed_reason", Text),
+    UniqueConstraint("tenant_id", "address"),
 )
 
 explanation_feedback = Table(

@@ -10,7 +10,7 @@ from datetime import datetime
 from ..db.schema import utcnow
 from ..queue import AttemptRecord, ClaimedDelivery, DeliveryUpdate, QueuedMessage
 from ..replies import Reply, classify, provider_of_mx
-from ..vocab import AttemptOutcome, DeliveryState
+from ..vocab import AttemptOutcome, DeliveryState, ReplyCategory
 from .retry import RetryPolicy, decide
 from .transcript import Transcript
 
@@ -102,9 +102,25 @@ def outcome_updates(
                 attempt=attempt,
                 reason=str(reply),
                 at=now,
+                **_suppression(meaning, decision.state),
             )
         )
     return updates
+
+
+MAILBOX_FULL_SUPPRESSION = 30 * 86400  # a mailbox full until we gave up: not forever
+
+
+def _suppression(meaning, state: DeliveryState) -> dict:
+    """Dead addresses go on the tenant's suppression list: an unknown recipient for good, a
+    mailbox that stayed full for a while (it may be emptied one day)."""
+    if meaning is None:
+        return {}
+    if meaning.suppress and state is DeliveryState.BOUNCED:
+        return {"suppress": True}
+    if meaning.category is ReplyCategory.MAILBOX_FULL and state in (DeliveryState.BOUNCED, DeliveryState.EXPIRED):
+        return {"suppress": True, "suppress_for": MAILBOX_FULL_SUPPRESSION}
+    return {}
 
 
 def same_reply(job: Job, reply: Reply) -> dict[str, Reply]:

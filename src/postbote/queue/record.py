@@ -10,8 +10,9 @@ from datetime import datetime
 
 from sqlalchemy import Engine, and_, bindparam, insert, select, update
 
-from ..db.schema import attempts, deliveries, events
-from ..vocab import DeliveryState, EventKind
+from ..db.schema import attempts, deliveries, events, messages
+from ..db.suppress import suppress_in
+from ..vocab import DeliveryState, EventKind, SuppressionReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,8 @@ class DeliveryUpdate:
     attempt: AttemptRecord  # also for attempts that never reached a server (null MX, DNS)
     reason: str  # one line for the event and the delivery: the deciding reply
     at: datetime
+    suppress: bool = False  # the address is dead: add it to the tenant's suppression list
+    suppress_for: float | None = None  # seconds; None: until removed by hand
 
 
 _EVENT_OF = {
@@ -97,7 +100,23 @@ def record_outcomes(engine: Engine, owner: str, updates: list[DeliveryUpdate]) -
         conn.execute(_apply, [_delivery_params(owner, u) for u in live])
         conn.execute(insert(attempts), [_attempt_row(u) for u in live])
         conn.execute(insert(events), [_event_row(u) for u in live])
+        _suppress(conn, [u for u in live if u.suppress])
     return len(live)
+
+
+def _suppress(conn, updates: list[DeliveryUpdate]) -> None:
+    if not updates:
+        return
+    rows = conn.execute(
+        select(deliveries.c.id, deliveries.c.recipient, messages.c.tenant_id)
+        .join(messages, messages.c.id == deliveries.c.message_id)
+        .where(deliveries.c.id.in_([u.delivery_id for u in updates]))
+    ).all()
+    found = {row.id: row for row in rows}
+    for u in updates:
+        row = found[u.delivery_id]
+        suppress_in(conn, row.tenant_id, row.recipient, SuppressionReason.HARD_BOUNCE,
+                    source_message_id=u.message_id, detail=u.reason, lifetime=u.suppress_for)
 
 
 def _delivery_params(owner: str, u: DeliveryUpdate) -> dict:

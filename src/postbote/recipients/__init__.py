@@ -1,5 +1,19 @@
-"""Recipients: checking addresses before they enter the queue."""
+"""Recipients: checking addresses before they enter the queue, typo suggestions, suppression."""
 
 from .suggest import MAILBOX_PROVIDERS, suggest
+from .suppression import Suppression, find_many, suppress, suppress_in
+from .validate import REASONS, AddressCheck, check_address, check_addresses, check_syntax
 
-__all__ = ["suggest", "MAILBOX_PROVIDERS"]
+__all__ = [
+    "suggest",
+    "MAILBOX_PROVIDERS",
+    "Suppression",
+    "find_many",
+    "suppress",
+    "suppress_in",
+    "REASONS",
+    "AddressCheck",
+    "check_address",
+    "check_addresses",
+    "check_syntax",
+]

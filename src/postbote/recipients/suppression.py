@@ -1,0 +1,103 @@
+"""The suppression list: addresses a tenant's mail must not go to — after a hard bounce, a
+complaint, an unsubscribe, or by hand. Entries from a full mailbox expire; the others stay until
+someone removes them, with a reason. Removed entries are kept, so the history stays readable."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, or_, select, update
+
+from ..db.schema import suppressions, utcnow
+from ..db.suppress import suppress_in
+from ..errors import InputError, NotFoundError
+from ..vocab import SuppressionReason
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    address: str
+    reason: str
+    source_message_id: str | None
+    detail: str | None
+    created_at: datetime
+    expires_at: datetime | None
+
+    def to_dict(self) -> dict:
+        return {"address": self.address, "reason": self.reason, "source_message_id": self.source_message_id,
+                "detail": self.detail, "created_at": _iso(self.created_at), "expires_at": _iso(self.expires_at)}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def _active(now: datetime):
+    return (suppressions.c.removed_at.is_(None)) & (
+        or_(suppressions.c.expires_at.is_(None), suppressions.c.expires_at > now))
+
+
+def suppress(engine: Engine, tenant_id: int, address: str, reason: str, *, detail: str | None = None) -> Suppression:
+    try:
+        chosen = SuppressionReason(reason)
+    except ValueError:
+        raise InputError(f"The reason {reason!r} does not exist.", code="reason_invalid",
+                         hint="Use hard_bounce, complaint, unsubscribed or manual.") from None
+    with engine.begin() as conn:
+        suppress_in(conn, tenant_id, address, chosen, detail=detail)
+    return find(engine, tenant_id, address)  # type: ignore[return-value]
+
+
+def find(engine: Engine, tenant_id: int, address: str) -> Suppression | None:
+    found = find_many(engine, tenant_id, [address])
+    return found.get(address.lower())
+
+
+def find_many(engine: Engine, tenant_id: int, addresses: list[str]) -> dict[str, Suppression]:
+    """The active entries among ``addresses`` (lower-cased keys)."""
+    wanted = {a.lower() for a in addresses}
+    if not wanted:
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(select(suppressions).where(
+            suppressions.c.tenant_id == tenant_id, suppressions.c.address.in_(wanted), _active(utcnow()))).all()
+    return {r.address: _row(r) for r in rows}
+
+
+def _row(r) -> Suppression:
+    return Suppression(r.address, r.reason, r.source_message_id, r.detail, r.created_at, r.expires_at)
+
+
+def remove(engine: Engine, tenant_id: int, address: str, reason: str) -> None:
+    if not reason.strip():
+        raise InputError("Say why the address may be mailed again.", code="reason_missing",
+                         hint="Give a reason, e.g. 'the candidate confirmed the address by phone'.")
+    with engine.begin() as conn:
+        changed = conn.execute(update(suppressions).where(
+            suppressions.c.tenant_id == tenant_id, suppressions.c.address == address.lower(), _active(utcnow())
+        ).values(removed_at=utcnow(), removed_reason=reason.strip()[:2000])).rowcount
+    if not changed:
+        raise NotFoundError(f"{address} is not suppressed.", code="suppression_not_found",
+                            hint="List the suppressed addresses with 'postbote suppression list'.")
+
+
+def search(engine: Engine, tenant_id: int, text: str = "", *, limit: int = 1000) -> list[Suppression]:
+    query = (select(suppressions).where(suppressions.c.tenant_id == tenant_id, _active(utcnow()))
+             .order_by(suppressions.c.created_at.desc()).limit(limit))
+    if text:
+        query = query.where(suppressions.c.address.contains(text.lower(), autoescape=True))
+    with engine.connect() as conn:
+        return [_row(r) for r in conn.execute(query)]
+
+
+def export_csv(entries: list[Suppression]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["address", "reason", "created_at", "expires_at", "source_message_id", "detail"])
+    for e in entries:
+        writer.writerow([e.address, e.reason, _iso(e.created_at), _iso(e.expires_at) or "", e.source_message_id or "",
+                         e.detail or ""])
+    return out.getvalue()
