@@ -3,15 +3,19 @@ API key; a tenant never sees another tenant's messages (they answer 404, as if a
 
 from __future__ import annotations
 
-from fastapi import Depends, FastAPI, Request
+import asyncio
+
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from .. import __version__
 from .. import domain_service
 from ..app import App
 from ..domains import get_domain, list_domains
+from ..recipients import check_addresses, find_many
+from ..recipients.suppression import export_csv, remove, search, suppress
 from ..compose import Draft
 from ..errors import AuthError, ConflictError, InputError, NotFoundError, PostboteError, StoreError
 from ..durations import parse_duration
@@ -20,7 +24,15 @@ from ..explaining import report as build_report
 from ..sending import send
 from ..tenants import Tenant, authenticate
 from ..views import accepted_json, message_json
-from .schemas import DomainRequest, ErrorResponse, FeedbackRequest, SendRequest, SendResponse
+from .schemas import (
+    AddressCheckRequest,
+    DomainRequest,
+    ErrorResponse,
+    FeedbackRequest,
+    SendRequest,
+    SendResponse,
+    SuppressionRequest,
+)
 
 _STATUS = [(InputError, 422), (NotFoundError, 404), (AuthError, 401), (ConflictError, 409), (StoreError, 503)]
 _ERRORS = {code: {"model": ErrorResponse} for code in (401, 404, 409, 422)}
@@ -102,6 +114,34 @@ def create_api(app: App) -> FastAPI:
     def check_domain(domain: str, who: Tenant = Depends(tenant)) -> dict:
         """What receivers will see: SPF, DKIM, DMARC, MX, partners, and a verdict with the fix."""
         return domain_service.check(app, domain, who.id)
+
+    @api.post("/v1/addresses/check", responses=_ERRORS)
+    def post_address_check(body: AddressCheckRequest, who: Tenant = Depends(tenant)) -> list[dict]:
+        """Check addresses as a message would: syntax, domain, mail server, your suppression list,
+        and the address probably meant. In the order given."""
+        suppressed = find_many(app.engine, who.id, body.addresses)
+        return [r.to_dict() for r in asyncio.run(check_addresses(body.addresses, app.settings, app.resolver, suppressed))]
+
+    @api.get("/v1/suppressions", responses=_ERRORS)
+    def get_suppressions(search_text: str = Query("", alias="search"), who: Tenant = Depends(tenant)) -> list[dict]:
+        """Your suppressed addresses, newest first; ``search`` filters by part of the address."""
+        return [e.to_dict() for e in search(app.engine, who.id, search_text)]
+
+    @api.get("/v1/suppressions/export", responses=_ERRORS, response_class=PlainTextResponse)
+    def export_suppressions(who: Tenant = Depends(tenant)) -> str:
+        """Your suppression list as CSV."""
+        return export_csv(search(app.engine, who.id, limit=1_000_000))
+
+    @api.post("/v1/suppressions", status_code=201, responses=_ERRORS)
+    def post_suppression(body: SuppressionRequest, who: Tenant = Depends(tenant)) -> dict:
+        """Stop mail to an address (reason: manual, unsubscribed, complaint or hard_bounce)."""
+        return suppress(app.engine, who.id, body.address, body.reason, detail=body.detail).to_dict()
+
+    @api.delete("/v1/suppressions/{address}", responses=_ERRORS)
+    def delete_suppression(address: str, reason: str, who: Tenant = Depends(tenant)) -> dict:
+        """Allow mail to an address again; ``reason`` (why) is required and kept."""
+        remove(app.engine, who.id, address, reason)
+        return {"address": address.lower(), "removed": True}
 
     @api.get("/v1/health")
     def health() -> dict:

@@ -18,6 +18,20 @@ class SendRequest(BaseModel):
     reply_to: Optional[str] = None
 
 
+class AddressCheckRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    addresses: list[str] = Field(min_length=1, max_length=10_000)
+
+
+class SuppressionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    address: str
+    reason: str = "manual"
+    detail: Optional[str] = Field(None, max_length=2000)
+
+
 class DomainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
