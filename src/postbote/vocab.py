@@ -73,6 +73,8 @@ class EventKind(StrEnum):
     BOUNCED = "bounced"
     EXPIRED = "expired"
     HELD = "held"
+    COMPLAINED = "complained"  # the recipient reported the message as spam (ARF)
+    REPORT = "report"  # a bounce or report arrived that changed nothing (delayed, unreadable)
 
 
 class SuppressionReason(StrEnum):

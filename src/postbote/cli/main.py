@@ -103,6 +103,7 @@ def serve() -> None:
     import uvicorn
 
     from ..api import create_api
+    from ..inbound import start_inbound
 
     with guarded() as app:
         app.check_store()
@@ -119,6 +120,9 @@ def serve() -> None:
             stop = _stop_on_signals()
             delivering = asyncio.create_task(app.worker().run(stop=stop))
             console.print(f"Postbote API on http://{host}:{port} (docs at /docs); delivering.")
+            inbound = start_inbound(app.settings, app.engine) if app.settings.INBOUND_LISTEN else None
+            if inbound:
+                console.print(f"Bounce receiver on {app.settings.INBOUND_LISTEN}.")
             serving = asyncio.create_task(server.serve())
             rechecking = asyncio.create_task(_recheck_domains(app, stop))
             stopping = asyncio.create_task(stop.wait())
@@ -127,6 +131,8 @@ def serve() -> None:
             server.should_exit = True
             stop.set()
             await asyncio.gather(serving, delivering, rechecking)
+            if inbound:
+                inbound.stop()
 
         run_async(main())
 
