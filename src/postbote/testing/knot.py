@@ -5,7 +5,6 @@ loopback, accepting RFC 2136 updates signed with a TSIG key."""
 from __future__ import annotations
 
 import base64
-import os
 import secrets
 import shutil
 import subprocess
@@ -16,14 +15,12 @@ from pathlib import Path
 import dns.message
 import dns.query
 
+from .binaries import sbin
 from .dns_server import _free_port
 
 
 def knotd_path() -> str | None:
-    found = shutil.which("knotd")
-    if found:
-        return found
-    return "/usr/sbin/knotd" if os.path.exists("/usr/sbin/knotd") else None
+    return sbin("knotd")
 
 
 class KnotServer:

@@ -4,17 +4,15 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import time
 
+from .binaries import sbin
+
 
 def smtp_sink_path() -> str | None:
-    found = shutil.which("smtp-sink")
-    if found:
-        return found
-    return "/usr/sbin/smtp-sink" if os.path.exists("/usr/sbin/smtp-sink") else None
+    return sbin("smtp-sink")
 
 
 class SmtpSink:
