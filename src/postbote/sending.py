@@ -75,9 +75,15 @@ def check_recipients(engine: Engine, settings: Settings, tenant: Tenant, recipie
     return accepted, refused
 
 
+_PLATFORM_KEYS_READY: set[str] = set()  # stores whose platform keys exist: checked once per process
+
+
 def send(engine: Engine, settings: Settings, tenant: Tenant, draft: Draft, *, resolver: Resolver | None = None) -> Accepted:
     vault = vault_for(settings.SECRET_KEY)
-    ensure_platform_keys(engine, vault)
+    store = engine.url.render_as_string(hide_password=True)
+    if store not in _PLATFORM_KEYS_READY:
+        ensure_platform_keys(engine, vault)
+        _PLATFORM_KEYS_READY.add(store)
     requested = parse_mailbox(draft.sender, field="sender")
     refuse_line_breaks("subject", draft.subject)  # an attack is refused before any DNS is asked
     resolver = resolver or Resolver(settings)
