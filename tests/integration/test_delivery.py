@@ -248,3 +248,28 @@ def test_a_wait_named_in_the_reply_is_honoured(make_app, zone, smtp_port):
         run_worker(app)
     first, second = message_status(app.engine, accepted.id).recipients[0].history
     assert (second.started_at - first.started_at).total_seconds() >= 2.9
+
+
+def test_a_rate_limit_pauses_the_destination_instead_of_asking_again(make_app, zone, smtp_port):
+    class Throttling(Script):
+        def __init__(self):
+            self.rcpts = 0
+
+        def rcpt(self, peer_ip, mail_from, recipient):
+            self.rcpts += 1
+            return "450 4.7.1 Too many messages from you, slow down"
+
+    zone.mail_domain("busy.test", (10, "mx.busy.test", MX1))
+    app = make_app(MAX_CONNECTIONS_PER_DOMAIN=1)
+    tenant = add_tenant(app.engine, "acme")
+    ids = [send(app.engine, app.settings, tenant, Draft("hr@acme.test", [f"u{i}@busy.test"], f"n{i}", "x")).id
+           for i in range(5)]
+    script = Throttling()
+    with Receiver(MX1, smtp_port, script) as mx:
+        run_worker(app, until_done=False, timeout=2)
+    assert script.rcpts == 1 and len(mx.connections) == 1  # asked once, then left alone
+    views = [message_status(app.engine, i).recipients[0] for i in ids]
+    assert all(v.state == "deferred" and v.category == "rate_limited" for v in views)
+    waited = sorted((v.next_attempt_at - v.history[-1].started_at).total_seconds() for v in views)
+    assert waited[0] >= 890  # the category's minimum of 15 minutes, for all of them
+    assert sum("not attempted: busy.test asked to slow down" in v.last_reply for v in views) == 4

@@ -46,6 +46,8 @@ def test_every_labelled_reply(case):
 PROBES = {
     "local.null-mx": Reply.local("nomail.example publishes a null MX (RFC 7505): it accepts no mail", "5.1.10"),
     "local.no-such-domain": Reply.local("the domain gmial.example does not exist (NXDOMAIN)", "5.1.2"),
+    "local.slowed-down": Reply.local("not attempted: busy.example asked to slow down (450 4.7.1 Too many messages); "
+                                     "retry in 900 seconds"),
     "local.tls-required": Reply.local("mx.example [198.51.100.7] does not offer STARTTLS and TLS_MODE is required"),
     "enhanced.bad-system": Reply.from_smtp(550, "5.1.2 Zielsystem unbekannt"),
     "enhanced.unknown-user-temporary": Reply.from_smtp(450, "4.1.1 Empfänger unbekannt"),

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from ..db.schema import utcnow
 from ..dns import DnsTemporaryError, MxLookup
-from ..replies import Reply
+from ..replies import Reply, classify
+from ..vocab import ReplyCategory
 from .connection import Connection, ConnectFailure
 from .job import Job, Route, same_reply
 from .transaction import transact
@@ -35,7 +36,15 @@ class Destination:
         self.senders = 0
         self._more = asyncio.Event()
 
+    @property
+    def key(self) -> tuple[str, str | None]:
+        return (self.domain, self.source_ip)
+
     def put(self, job: Job) -> None:
+        pause = self.worker.pause_of(self.key)
+        if pause is not None:
+            self._defer_paused(job, *pause)
+            return
         self.jobs.append(job)
         self._more.set()
         if self.senders < self.worker.settings.MAX_CONNECTIONS_PER_DOMAIN and self.senders < len(self.jobs):
@@ -68,6 +77,8 @@ class Destination:
                         return
                     conn = opened
                 await self._send(conn, job)
+                if self.worker.pause_of(self.key) is not None:
+                    return
         except Exception:  # a bug must not strand the jobs: they go back when their lease ends
             log.exception("sender for %s failed", self.domain)
         finally:
@@ -121,6 +132,28 @@ class Destination:
         result = await transact(conn, job.message.mail_from, job.recipients, job.message.raw)
         route = Route(conn.mx_host, conn.mx_ip, conn.tls, reused)
         self.worker.report(job, result.replies, started, route, conn.preamble.extended(result.transcript))
+        self._slow_down_if_asked(result.replies.values(), conn.mx_host)
+
+    def _slow_down_if_asked(self, replies, mx_host: str) -> None:
+        """A receiver that says "too much, too fast" gets nothing more from this worker until the
+        wait it asked for (or its category's minimum) is over: the jobs still waiting for it are
+        deferred without a connection, instead of each being refused in turn."""
+        for reply in replies:
+            if reply.code is None or reply.code == 250:
+                continue
+            meaning = classify(reply, mx_host)
+            if meaning.category is ReplyCategory.RATE_LIMITED and meaning.temporary:
+                wait = meaning.retry_after if meaning.retry_after is not None else meaning.min_wait
+                until = utcnow() + timedelta(seconds=wait)
+                self.worker.pause(self.key, until, str(reply))
+                for job in self.drain():
+                    self._defer_paused(job, until, str(reply))
+                return
+
+    def _defer_paused(self, job: Job, until, reason: str) -> None:
+        seconds = max(1, int((until - utcnow()).total_seconds()))
+        note = f"not attempted: {self.domain} asked to slow down ({reason}); retry in {seconds} seconds"
+        self.worker.report(job, same_reply(job, Reply.local(note)), utcnow(), Route(), Transcript([f"* {note}"]))
 
     def _fail_all(self, first: Job | None, reply: Reply, transcript: Transcript, started, route: Route) -> None:
         """The destination cannot be reached now (or ever): every waiting job gets the same reply."""

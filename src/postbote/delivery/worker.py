@@ -73,6 +73,7 @@ class Worker:
         self.stats = WorkerStats()
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postbote-db")
         self._destinations: dict[tuple[str, str | None], Destination] = {}
+        self._paused: dict[tuple[str, str | None], tuple[datetime, str]] = {}
         self._tasks: set[asyncio.Task] = set()
         self._inflight = 0
         self._updates: list[DeliveryUpdate] = []
@@ -89,6 +90,17 @@ class Worker:
         self._updates.extend(
             outcome_updates(job, replies, started_at=started, route=route, transcript=transcript, policy=self.policy)
         )
+
+    def pause(self, key: tuple[str, str | None], until: datetime, reason: str) -> None:
+        self._paused[key] = (until, reason)
+
+    def pause_of(self, key: tuple[str, str | None]) -> tuple[datetime, str] | None:
+        """(until, the reply that asked) while a destination asked this worker to slow down."""
+        pause = self._paused.get(key)
+        if pause is not None and pause[0] <= utcnow():
+            del self._paused[key]
+            return None
+        return pause
 
     def retire(self, destination: Destination) -> None:
         """An idle destination is dropped, so a worker's memory does not grow with every domain
