@@ -141,6 +141,8 @@ class Destination:
         for reply in replies:
             if reply.code is None or reply.code == 250:
                 continue
+            if (reply.enhanced_code or "").startswith("4.2."):
+                continue  # X.2.x is about one mailbox ("receiving mail too quickly"), not about us
             meaning = classify(reply, mx_host)
             if meaning.category is ReplyCategory.RATE_LIMITED and meaning.temporary:
                 wait = meaning.retry_after if meaning.retry_after is not None else meaning.min_wait
