@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from .app import App
+from .db.schema import iso_utc
 from .domains import (
     Domain,
     add_domain,
@@ -38,8 +39,8 @@ def domain_json(app: App, domain: Domain) -> dict:
     return {
         "domain": domain.name,
         "state": domain.state.value,
-        "verified_at": domain.verified_at.isoformat().replace("+00:00", "Z") if domain.verified_at else None,
-        "checked_at": domain.checked_at.isoformat().replace("+00:00", "Z") if domain.checked_at else None,
+        "verified_at": iso_utc(domain.verified_at),
+        "checked_at": iso_utc(domain.checked_at),
         "records": records_json(app, domain),
     }
 

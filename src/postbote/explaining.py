@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, insert, select
 
-from .db.schema import explanation_feedback, messages, utcnow
+from .db.schema import explanation_feedback, iso_utc, messages, utcnow
 from .errors import InputError, NotFoundError
 from .compose import parse_mailbox
 from .domains import find_domain
@@ -158,7 +158,7 @@ def report(engine: Engine, *, since: float, tenant_id: int | None = None) -> dic
     lines = sorted((ReportLine(d, s, c, n) for (d, s, c), n in merged.items()),
                    key=lambda line: (-line.count, line.destination))
     return {
-        "since": start.isoformat().replace("+00:00", "Z"),
+        "since": iso_utc(start),
         "outcomes": [{"destination": x.destination, "state": x.state, "category": x.category, "count": x.count}
                      for x in lines],
         "feedback": [{"explanation": f.explanation, "lang": f.lang, "helpful": f.helpful, "not_helpful": f.not_helpful}

@@ -3,14 +3,9 @@ snake_case, documented in the README. Changing a key is a breaking change."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
+from .db.schema import iso_utc
 from .queue import AttemptView, MessageView
 from .sending import Accepted
-
-
-def _time(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def accepted_json(accepted: Accepted) -> dict:
@@ -25,7 +20,7 @@ def accepted_json(accepted: Accepted) -> dict:
 
 def attempt_json(a: AttemptView) -> dict:
     return {
-        "started_at": _time(a.started_at),
+        "started_at": iso_utc(a.started_at),
         "duration_ms": a.duration_ms,
         "outcome": a.outcome,
         "reply_code": a.reply_code,
@@ -51,14 +46,14 @@ def message_json(view: MessageView, explanations: dict[str, dict] | None = None)
         "subject": view.subject,
         "message_id_header": view.message_id_header,
         "size": view.size,
-        "created_at": _time(view.created_at),
-        "expires_at": _time(view.expires_at),
+        "created_at": iso_utc(view.created_at),
+        "expires_at": iso_utc(view.expires_at),
         "recipients": [
             {
                 "address": r.address,
                 "state": r.state,
                 "attempts": r.attempts,
-                "next_attempt_at": _time(r.next_attempt_at),
+                "next_attempt_at": iso_utc(r.next_attempt_at),
                 "last_reply": r.last_reply,
                 "category": r.category,
                 "explanation": (explanations or {}).get(r.address),

@@ -10,20 +10,14 @@ from rich.text import Text
 
 from .. import domain_service as service
 from ..tenants import get_tenant
+from .context import JsonOpt, guarded
 from .output import console, emit_json
 
 domain_cli = typer.Typer(no_args_is_help=True, help="Sender domains of tenants: records, verification, health.")
 platform_cli = typer.Typer(no_args_is_help=True, help="The platform's own DNS zone.")
-JsonOpt = typer.Option(False, "--json", help="Print one JSON document.")
 TenantOpt = typer.Option(None, "--tenant", help="Act as this tenant: other tenants' domains do not exist.")
 _STATUS = {"ok": "green", "missing": "yellow", "wrong": "red", "error": "red", "verified": "green", "pending": "yellow",
            "failed": "red", "broken": "red"}
-
-
-def _guarded(as_json: bool):
-    from .main import guarded
-
-    return guarded(as_json)
 
 
 def _tenant_id(app, tenant: str | None) -> int | None:
@@ -45,7 +39,7 @@ def _records_table(data: dict) -> Table:
 def add(domain: str, tenant: str = typer.Option(..., "--tenant", help="The tenant the domain belongs to."),
         as_json: bool = JsonOpt) -> None:
     """Add a sender domain: generates its DKIM keys and prints the CNAMEs for the tenant's IT team."""
-    with _guarded(as_json) as app:
+    with guarded(as_json) as app:
         app.check_store()
         data = service.add(app, get_tenant(app.engine, tenant).id, domain)
         if as_json:
@@ -60,7 +54,7 @@ def add(domain: str, tenant: str = typer.Option(..., "--tenant", help="The tenan
 def records(domain: str, tenant: Optional[str] = TenantOpt, as_json: bool = JsonOpt,
             zone: bool = typer.Option(False, "--zone", help="A zone-file snippet to paste.")) -> None:
     """The records the tenant's IT team publishes, with their status from the last check."""
-    with _guarded(as_json) as app:
+    with guarded(as_json) as app:
         app.check_store()
         from ..domains import get_domain
 
@@ -78,7 +72,7 @@ def records(domain: str, tenant: Optional[str] = TenantOpt, as_json: bool = Json
 @domain_cli.command("verify")
 def verify(domain: str, tenant: Optional[str] = TenantOpt, as_json: bool = JsonOpt) -> None:
     """Check the domain's records in DNS now; prints its state and each record's status."""
-    with _guarded(as_json) as app:
+    with guarded(as_json) as app:
         app.check_store()
         data = service.verify(app, domain, _tenant_id(app, tenant))
         emit_json(data) if as_json else console.print(_records_table(data))
@@ -87,7 +81,7 @@ def verify(domain: str, tenant: Optional[str] = TenantOpt, as_json: bool = JsonO
 @domain_cli.command("check")
 def check(domain: str, tenant: Optional[str] = TenantOpt, as_json: bool = JsonOpt) -> None:
     """What receivers will see: SPF, DKIM, DMARC, MX, partners, and a verdict with the fix."""
-    with _guarded(as_json) as app:
+    with guarded(as_json) as app:
         app.check_store()
         data = service.check(app, domain, _tenant_id(app, tenant))
         if as_json:
@@ -108,7 +102,7 @@ def check(domain: str, tenant: Optional[str] = TenantOpt, as_json: bool = JsonOp
 def rotate_key(domain: str, wait: float = typer.Option(300, "--wait", help="Seconds to wait for the next key to resolve."),
                as_json: bool = JsonOpt) -> None:
     """Switch to the next DKIM key once it resolves; the tenant's DNS stays as it is."""
-    with _guarded(as_json) as app:
+    with guarded(as_json) as app:
         app.check_store()
         data = service.rotate(app, domain, wait=wait)
         emit_json(data) if as_json else console.print(f"{data['domain']}: signing with {data['active']}, "
@@ -118,7 +112,7 @@ def rotate_key(domain: str, wait: float = typer.Option(300, "--wait", help="Seco
 @platform_cli.command("zone")
 def platform_zone() -> None:
     """The platform zone's records (DKIM keys, return path MX and SPF) as a zone file."""
-    with _guarded(False) as app:
+    with guarded(False) as app:
         app.check_store()
         print(service.zone(app), end="")
 
@@ -126,6 +120,6 @@ def platform_zone() -> None:
 @platform_cli.command("publish")
 def platform_publish() -> None:
     """Push the platform zone's records to DNS_UPDATE_SERVER (RFC 2136 UPDATE, TSIG-signed)."""
-    with _guarded(False) as app:
+    with guarded(False) as app:
         app.check_store()
         console.print(f"published {service.publish_zone(app)} record sets to {app.settings.DNS_UPDATE_SERVER}")

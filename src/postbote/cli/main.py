@@ -7,55 +7,30 @@ import contextlib
 import logging
 import signal
 import sys
-from typing import Iterator, Optional
+from typing import Optional
 
 import typer
 
 from ..app import App
 from ..compose import Draft
 from ..db import upgrade
+from ..domains import ensure_platform_keys
 from ..durations import parse_duration
-from ..errors import InputError, PostboteError
+from ..errors import InputError
 from ..explaining import explain_lines, explain_reply, message_story
 from ..explaining import report as build_report
 from ..sending import send as send_message
-from ..domains import ensure_platform_keys
 from ..sending import vault_for
 from ..settings import Settings, config_path, load_settings
 from ..tenants import add_tenant, create_key, get_tenant, set_sender_policy
 from ..views import accepted_json, message_json
 from . import render
-from .output import console, emit_json, fail
+from .context import JsonOpt, guarded, run_async
+from .output import console, emit_json
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Postbote: notification e-mail that arrives.")
 tenant_cli = typer.Typer(no_args_is_help=True, help="Tenants (customer companies) and their API keys.")
 cli.add_typer(tenant_cli, name="tenant")
-
-JsonOpt = typer.Option(False, "--json", help="Print one JSON document (keys documented in the README).")
-
-
-@contextlib.contextmanager
-def guarded(as_json: bool = False) -> Iterator[App]:
-    """Build the app, turn every PostboteError into the CLI's error output, close the store."""
-    app = None
-    try:
-        app = App.from_environment()
-        yield app
-    except PostboteError as error:
-        fail(error, as_json=as_json)
-    finally:
-        if app is not None:
-            app.close()
-
-
-def run_async(coro):
-    try:
-        import uvloop
-
-        return uvloop.run(coro)
-    except ImportError:
-        return asyncio.run(coro)
-
 
 @cli.command()
 def init() -> None:

@@ -12,17 +12,11 @@ from rich.text import Text
 from ..recipients import check_addresses, find_many
 from ..recipients.suppression import export_csv, remove, search, suppress
 from ..tenants import get_tenant
+from .context import JsonOpt, guarded
 from .output import console, emit_json
 
 address_cli = typer.Typer(no_args_is_help=True, help="Check addresses before sending to them.")
 suppression_cli = typer.Typer(no_args_is_help=True, help="Addresses a tenant's mail does not go to.")
-JsonOpt = typer.Option(False, "--json", help="Print one JSON document.")
-
-
-def _guarded(as_json: bool):
-    from .main import guarded
-
-    return guarded(as_json)
 
 
 @address_cli.command("check")
@@ -30,7 +24,7 @@ def check(addresses: list[str] = typer.Argument(..., help="One or more addresses
           tenant: Optional[str] = typer.Option(None, "--tenant", help="Also check this tenant's suppression list."),
           as_json: bool = JsonOpt) -> None:
     """Syntax, domain and mail server, suppression, and the address probably meant."""
-    with _guarded(as_json) as app:
+    with guarded(as_json) as app:
         suppressed = {}
         if tenant:
             app.check_store()
@@ -52,7 +46,7 @@ def check(addresses: list[str] = typer.Argument(..., help="One or more addresses
 def list_(tenant: str = typer.Option(..., "--tenant"), search_text: str = typer.Option("", "--search", help="Part of an address."),
           as_json: bool = JsonOpt) -> None:
     """The tenant's suppressed addresses, newest first."""
-    with _guarded(as_json) as app:
+    with guarded(as_json) as app:
         app.check_store()
         entries = search(app.engine, get_tenant(app.engine, tenant).id, search_text)
         if as_json:
@@ -72,7 +66,7 @@ def add(address: str, tenant: str = typer.Option(..., "--tenant"),
         reason: str = typer.Option("manual", "--reason", help="hard_bounce, complaint, unsubscribed or manual"),
         detail: Optional[str] = typer.Option(None, "--detail"), as_json: bool = JsonOpt) -> None:
     """Stop mail to an address."""
-    with _guarded(as_json) as app:
+    with guarded(as_json) as app:
         app.check_store()
         entry = suppress(app.engine, get_tenant(app.engine, tenant).id, address, reason, detail=detail)
         emit_json(entry.to_dict()) if as_json else console.print(f"{entry.address} suppressed ({entry.reason})")
@@ -82,7 +76,7 @@ def add(address: str, tenant: str = typer.Option(..., "--tenant"),
 def remove_(address: str, tenant: str = typer.Option(..., "--tenant"),
             reason: str = typer.Option(..., "--reason", help="Why it may be mailed again."), as_json: bool = JsonOpt) -> None:
     """Allow mail to an address again; the reason is kept."""
-    with _guarded(as_json) as app:
+    with guarded(as_json) as app:
         app.check_store()
         remove(app.engine, get_tenant(app.engine, tenant).id, address, reason)
         emit_json({"address": address.lower(), "removed": True}) if as_json else console.print(f"{address} may be mailed again")
@@ -91,7 +85,7 @@ def remove_(address: str, tenant: str = typer.Option(..., "--tenant"),
 @suppression_cli.command("export")
 def export(tenant: str = typer.Option(..., "--tenant")) -> None:
     """The tenant's suppression list as CSV."""
-    with _guarded(False) as app:
+    with guarded(False) as app:
         app.check_store()
         print(export_csv(search(app.engine, get_tenant(app.engine, tenant).id, limit=1_000_000)), end="")
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, insert, update
 
-from ..db.schema import domain_events, domains, utcnow
+from ..db.schema import domain_events, domains, iso_utc, utcnow
 from ..dns import DnsTemporaryError, Resolver
 from ..settings import Settings
 from ..vocab import DomainState, RecordStatus
@@ -34,7 +34,7 @@ class Verification:
 
 
 async def check_records(resolver: Resolver, settings: Settings, domain: str, keys: dict[str, DkimKey]) -> list[dict]:
-    checked_at = utcnow().isoformat().replace("+00:00", "Z")
+    checked_at = iso_utc(utcnow())
     results = []
     for record in tenant_records(domain, settings.dkim_zone, settings.return_path_host):
         status, found = await _check(resolver, record, keys)

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, or_, select, update
 
-from ..db.schema import suppressions, utcnow
+from ..db.schema import iso_utc, suppressions, utcnow
 from ..db.suppress import suppress_in
 from ..errors import InputError, NotFoundError
 from ..vocab import SuppressionReason
@@ -28,11 +28,7 @@ class Suppression:
 
     def to_dict(self) -> dict:
         return {"address": self.address, "reason": self.reason, "source_message_id": self.source_message_id,
-                "detail": self.detail, "created_at": _iso(self.created_at), "expires_at": _iso(self.expires_at)}
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+                "detail": self.detail, "created_at": iso_utc(self.created_at), "expires_at": iso_utc(self.expires_at)}
 
 
 def _active(now: datetime):
@@ -98,6 +94,6 @@ def export_csv(entries: list[Suppression]) -> str:
     writer = csv.writer(out)
     writer.writerow(["address", "reason", "created_at", "expires_at", "source_message_id", "detail"])
     for e in entries:
-        writer.writerow([e.address, e.reason, _iso(e.created_at), _iso(e.expires_at) or "", e.source_message_id or "",
+        writer.writerow([e.address, e.reason, iso_utc(e.created_at), iso_utc(e.expires_at) or "", e.source_message_id or "",
                          e.detail or ""])
     return out.getvalue()
