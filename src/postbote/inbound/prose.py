@@ -1,0 +1,122 @@
+"""Bounces in prose: qmail, Exim, sendmail, Exchange, Lotus Notes, GroupWise, hosting panels and
+the big providers' own notices. None follows a standard, but all say the same three things near
+the top: which address failed, what the receiving server answered, and (often) a status code.
+
+The notice is the text before the copy of the original message. Its addresses are the failed
+recipients, minus the sender's own (the bounce's To, the original's From), the reporting
+system's, and those the notice names as sender or alias source. Each recipient's diagnostic is the
+text from its address up to the next recipient's."""
+
+from __future__ import annotations
+
+import re
+
+from .mime import Entity, decode_words
+from .text import addresses, lines, reply_code_in, squash, status_in
+
+# Where the copy of the original message begins (Exim, qmail, sendmail, Notes, Exchange, webmail).
+_ORIGINAL = re.compile(
+    r"^\s*(-{2,}|={2,}|\*{2,})?\s*(original message|this is a copy of|below this line is a copy|"
+    r"(the )?(original|returned|rejected|unsent|undelivered) (message|mail)|message (header|headers|text) follows|"
+    r"(the )?headers? of (the )?original|copy of (the )?(original )?message|include[sd]? (a )?copy)",
+    re.IGNORECASE)
+_HEADER_LINE = re.compile(r"^(received|return-path|message-id|dkim-signature|x-received|arc-seal):", re.IGNORECASE)
+# Lines that name the sender or the address an alias came from, not a failed recipient.
+_NOT_RECIPIENT = re.compile(r"message sent by|generated from|original sender|envelope.from|\bfrom:?\s*<|"
+                            r"sender address|return.path|reply-to|^\s*from:", re.IGNORECASE)
+_SYSTEM = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mailer|daemon|mdaemon|root|noreply|no-reply|"
+                     r"bounces?|nobody)@", re.IGNORECASE)
+BOUNCE_SUBJECT = re.compile(
+    r"undeliver|undelivered|delivery (status|failure|has failed|problem|notification|report)|failure notice|"
+    r"returned mail|mail delivery failed|could not be delivered|delivery failed|non.?delivery|"
+    r"nicht zustellbar|unzustellbar|non remis|non consegnat|no entregado|devuelto|mail failure|"
+    r"warning: could not send|delayed mail|not delivered|rejected|bounce|error|failed|"
+    r"配信|エラー|不達|返送", re.IGNORECASE)
+_DELAY = re.compile(r"will (keep|continue) (trying|to try)|will (be )?retr|not (yet )?been delivered|delayed|"
+                    r"still trying|warning:|deferred", re.IGNORECASE)
+MAX_NOTICE = 64_000  # characters of notice text that are read
+
+
+def looks_like_bounce(message: Entity) -> bool:
+    sender = (addresses(message.get("from"), limit=1) or [""])[0]
+    if _SYSTEM.match(sender) or message.get("x-failed-recipients"):
+        return True
+    return bool(BOUNCE_SUBJECT.search(decode_words(message.get("subject"))))
+
+
+def notice_text(message: Entity) -> str:
+    """The text parts of the notice itself (not of attached messages), cut where the copy of
+    the original starts."""
+    chunks, size = [], 0
+    for part in message.walk():
+        if part.content_type in ("text/plain", "text/html") and size < MAX_NOTICE:
+            text = part.text()
+            if part.content_type == "text/html":
+                text = _strip_tags(text)
+            chunks.append(text[:MAX_NOTICE - size])
+            size += len(chunks[-1])
+    kept = []
+    for line in lines("\n".join(chunks).replace("\r", "")):
+        if kept and (_ORIGINAL.match(line) or _HEADER_LINE.match(line)):
+            break
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def _strip_tags(html: str) -> str:
+    text = re.sub(r"<br\s{0,5}/?>|</p>|</div>|</tr>", "\n", html[:MAX_NOTICE], flags=re.IGNORECASE)
+    text = re.sub(r"<[^<>]{0,200}>", " ", text)
+    return text.replace("&nbsp;", " ").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def read_prose(message: Entity, original: Entity | None) -> list[tuple[str, str, str | None, str]]:
+    """(address, action, status, diagnostic) per failed recipient."""
+    notice = notice_text(message)
+    excluded = _excluded(message, original)
+    failed = [a for a in addresses(message.get("x-failed-recipients")) if a not in excluded]
+    found = _recipients_in(notice, excluded)
+    if failed:
+        found = [(a, d) for a, d in found if a in failed] or [(a, "") for a in failed]
+        found += [(a, "") for a in failed if a not in {f for f, _ in found}]
+    if not found and original is not None:
+        found = [(a, "") for a in addresses(original.get("to"), limit=5) if a not in excluded][:1]
+    result = []
+    for address, diagnostic in found:
+        diagnostic = diagnostic if (status_in(diagnostic) or reply_code_in(diagnostic)) or len(found) > 1 else notice
+        result.append(_recipient(address, squash(diagnostic), notice))
+    return result
+
+
+def _excluded(message: Entity, original: Entity | None) -> set[str]:
+    excluded = set(addresses(message.get("from"))) | set(addresses(message.get("to")))
+    excluded |= set(addresses(message.get("reply-to")))
+    if original is not None:
+        for name in ("from", "return-path", "sender", "reply-to"):
+            excluded |= set(addresses(original.get(name)))
+    return excluded
+
+
+def _recipients_in(notice: str, excluded: set[str]) -> list[tuple[str, str]]:
+    found: list[tuple[str, list[str]]] = []
+    for line in lines(notice):
+        here = [a for a in addresses(line) if a not in excluded and not _SYSTEM.match(a)]
+        if here and not _NOT_RECIPIENT.search(line):
+            known = {a for a, _ in found}
+            new = [a for a in here if a not in known]
+            if new:
+                for address in new:
+                    found.append((address, [line]))
+                continue
+        if found and len(found[-1][1]) < 12:
+            found[-1][1].append(line)
+    return [(address, "\n".join(text)) for address, text in found]
+
+
+def _recipient(address: str, diagnostic: str, notice: str) -> tuple[str, str, str | None, str]:
+    status = status_in(diagnostic) or status_in(squash(notice, 4000))
+    code = reply_code_in(diagnostic)
+    delayed = bool(_DELAY.search(notice[:4000])) and not (status or str(code or "")).startswith("5")
+    if status is None and code is not None:
+        status = f"{str(code)[0]}.0.0"
+    action = "delayed" if delayed or (status or "").startswith("4") else "failed"
+    return address, action, status or ("4.0.0" if action == "delayed" else "5.0.0"), diagnostic
