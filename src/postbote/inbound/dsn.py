@@ -8,6 +8,7 @@ recipient field repeats (RFC 3464 §2.3: Original-Recipient, then Final-Recipien
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from .text import addresses, lines, squash, status_in
@@ -15,6 +16,8 @@ from .text import addresses, lines, squash, status_in
 _RECIPIENT_FIELDS = ("original-recipient", "final-recipient", "x-actual-recipient")
 _FIELDS = frozenset((*_RECIPIENT_FIELDS, "action", "status", "diagnostic-code", "remote-mta", "x-supplementary-info",
                      "x-display-name"))
+# "550 5.7.1", "550-'5.7.1", "421-4.7.0": an enhanced code right after a reply code (RFC 2034 §4).
+_SPOKEN = re.compile(r"(?<!\d)[245]\d\d[ -]'?([245])\.(\d{1,3})\.(\d{1,3})(?![\d]|\.\d)")
 ACTIONS = ("failed", "delayed", "delivered", "relayed", "expanded")  # RFC 3464 §2.3.3
 
 
@@ -43,6 +46,8 @@ def blocks(text: str) -> list[Block]:
     current: Block | None = None
     last: str | None = None
     for line in lines(text):
+        if line.startswith(">"):  # a report quoted in a forwarded message
+            line = line.lstrip(">")[1:] if line.lstrip(">").startswith(" ") else line.lstrip(">")
         if line[:1] in (" ", "\t") and last and current is not None:
             if len(current.fields[last]) < 4000:
                 current.fields[last] += " " + line.strip()
@@ -84,7 +89,11 @@ def status_of(block: Block) -> str | None:
     """The Status field; where it says only X.0.0, the more specific code the diagnostic gives
     for the same class (RFC 3463 §3.1: X.0.0 means "other or undefined")."""
     status = status_in(block.fields.get("status", ""))
-    detail = status_in(diagnostic_of(block))
+    diagnostic = diagnostic_of(block)
+    spoken = _SPOKEN.search(diagnostic)
+    if spoken:  # the receiving server's own code, next to its reply code, says most
+        return ".".join(spoken.groups())
+    detail = status_in(diagnostic)
     if status is None:
         return detail
     if status.endswith(".0.0") and detail and detail[0] == status[0]:

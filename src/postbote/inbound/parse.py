@@ -11,6 +11,7 @@ from . import dsn
 from .arf import read_complaint
 from .autoreply import is_auto_reply
 from .mime import Entity, read_message
+from .ses import read_notification
 from .prose import looks_like_bounce, notice_text, read_prose
 from .text import addresses, squash
 
@@ -52,6 +53,9 @@ def _read(message: Entity) -> Report:
         feedback_type, recipients = complaint
         return Report("complaint", feedback_type=feedback_type, original_recipients=recipients,
                       original_message_id=message_id)
+    notification = _ses(message)
+    if notification is not None:
+        return notification
     recipients = _from_status_fields(message)
     if recipients:
         return Report("dsn", recipients, original_message_id=message_id)
@@ -84,12 +88,27 @@ def _from_status_fields(message: Entity) -> list[RecipientStatus]:
             address = block.address()
             if address is None:
                 continue
-            recipients.append(RecipientStatus(address, dsn.action_of(block, status), status, dsn.diagnostic_of(block)))
+            action = dsn.action_of(block, status)
+            if status is None and action in ("failed", "delayed"):  # RFC 3464 §2.3.4 makes Status required
+                status = "5.0.0" if action == "failed" else "4.0.0"
+            recipients.append(RecipientStatus(address, action, status, dsn.diagnostic_of(block)))
     if recipients and not any(r.diagnostic for r in recipients) and len(recipients) == 1:
         # Some MTAs leave Diagnostic-Code out and say it in the human-readable part only.
         r = recipients[0]
         recipients = [RecipientStatus(r.address, r.action, r.status, squash(notice_text(message), 600))]
     return recipients
+
+
+def _ses(message: Entity) -> Report | None:
+    if message.content_type != "text/plain" or "amazonaws.com" not in message.get("from").lower():
+        return None
+    found = read_notification(message.text())
+    if found is None:
+        return None
+    kind, recipients, feedback_type = found
+    if kind == "complaint":
+        return Report("complaint", feedback_type=feedback_type, original_recipients=[r[0] for r in recipients])
+    return Report(kind, [RecipientStatus(*r) for r in recipients if "@" in r[0]])
 
 
 def _auto_reply(message: Entity) -> RecipientStatus:

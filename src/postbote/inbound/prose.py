@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import re
 
-from .mime import Entity, decode_words
+from .mime import Entity, decode_words, parse_headers
 from .text import addresses, lines, reply_code_in, squash, status_in
 
 # Where the copy of the original message begins (Exim, qmail, sendmail, Notes, Exchange, webmail).
 _ORIGINAL = re.compile(
-    r"^\s*(-{2,}|={2,}|\*{2,})?\s*(original message|this is a copy of|below this line is a copy|"
-    r"(the )?(original|returned|rejected|unsent|undelivered) (message|mail)|message (header|headers|text) follows|"
-    r"(the )?headers? of (the )?original|copy of (the )?(original )?message|include[sd]? (a )?copy)",
+    r"^\s*(-{2,}|={2,}|\*{2,}|_{2,}).{0,40}(original|copy|returned|unsent|undelivered|rejected|headers?\b|message follows)|"
+    r"^\s*(original message follows|below this line is a copy|this is a copy of the message|"
+    r"message headers? follows?|original message headers|the header of the original message)",
     re.IGNORECASE)
 _HEADER_LINE = re.compile(r"^(received|return-path|message-id|dkim-signature|x-received|arc-seal):", re.IGNORECASE)
 # Lines that name the sender or the address an alias came from, not a failed recipient.
@@ -44,9 +44,9 @@ def looks_like_bounce(message: Entity) -> bool:
     return bool(BOUNCE_SUBJECT.search(decode_words(message.get("subject"))))
 
 
-def notice_text(message: Entity) -> str:
+def notice_text(message: Entity, rest: list[str] | None = None) -> str:
     """The text parts of the notice itself (not of attached messages), cut where the copy of
-    the original starts."""
+    the original starts; the lines after the cut go to ``rest`` when it is given."""
     chunks, size = [], 0
     for part in message.walk():
         if part.content_type in ("text/plain", "text/html") and size < MAX_NOTICE:
@@ -56,8 +56,12 @@ def notice_text(message: Entity) -> str:
             chunks.append(text[:MAX_NOTICE - size])
             size += len(chunks[-1])
     kept = []
-    for line in lines("\n".join(chunks).replace("\r", "")):
+    all_lines = lines("\n".join(chunks).replace("\r", ""))
+    for number, line in enumerate(all_lines):
+        line = line.lstrip("> ") if line.startswith(">") else line  # a bounce forwarded as a quote
         if kept and (_ORIGINAL.match(line) or _HEADER_LINE.match(line)):
+            if rest is not None:
+                rest.extend(all_lines[number + (0 if _HEADER_LINE.match(line) else 1):][:200])
             break
         kept.append(line)
     return "\n".join(kept)
@@ -71,10 +75,13 @@ def _strip_tags(html: str) -> str:
 
 def read_prose(message: Entity, original: Entity | None) -> list[tuple[str, str, str | None, str]]:
     """(address, action, status, diagnostic) per failed recipient."""
-    notice = notice_text(message)
+    rest: list[str] = []
+    notice = notice_text(message, rest)
+    if original is None and rest:  # the original is inline after the notice, not attached
+        original = Entity(parse_headers("\n".join(rest).strip("\n")), "text/plain", {}, "")
     excluded = _excluded(message, original)
     failed = [a for a in addresses(message.get("x-failed-recipients")) if a not in excluded]
-    found = _recipients_in(notice, excluded)
+    found = _recipients_in(notice, excluded) or _recipients_in(notice, _system_only(message))
     if failed:
         found = [(a, d) for a, d in found if a in failed] or [(a, "") for a in failed]
         found += [(a, "") for a in failed if a not in {f for f, _ in found}]
@@ -94,6 +101,11 @@ def _excluded(message: Entity, original: Entity | None) -> set[str]:
         for name in ("from", "return-path", "sender", "reply-to"):
             excluded |= set(addresses(original.get(name)))
     return excluded
+
+
+def _system_only(message: Entity) -> set[str]:
+    """When the only addresses in the notice are the sender's own, the sender wrote to itself."""
+    return set(addresses(message.get("from")))
 
 
 def _recipients_in(notice: str, excluded: set[str]) -> list[tuple[str, str]]:
