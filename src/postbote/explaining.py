@@ -92,7 +92,7 @@ def recipient_explanation(settings: Settings, recipient: RecipientView, lang: st
         return {"id": None, "lang": lang, "category": None, "status": _status_only(recipient, lang, context_args),
                 "cause": None, "fix": None}
     meaning = classify(Reply(code=last.reply_code, text=last.reply, enhanced_code=last.enhanced_code), last.mx_host)
-    if meaning.category is ReplyCategory.INVALID_RECIPIENT:
+    if meaning.category in (ReplyCategory.INVALID_RECIPIENT, ReplyCategory.HOST_UNKNOWN):
         context_args["suggestion"] = suggest(recipient.address)
     explanation = explain(meaning, lang, ExplanationContext(**context_args))
     return {

@@ -98,3 +98,7 @@ class ReplyCategory(StrEnum):
     MESSAGE_TOO_LARGE = "message_too_large"
     UNAVAILABLE = "unavailable"  # no server answered, or it could not take mail now
     UNKNOWN = "unknown"
+    # Finer than the above where the right action differs (issue: real bounces, Sisimai's reasons).
+    HOST_UNKNOWN = "host_unknown"  # the recipient's domain does not exist or accepts no mail: fix the domain
+    MAILBOX_DISABLED = "mailbox_disabled"  # the mailbox exists but is switched off: ask for a current address
+    EXPIRED = "expired"  # a relay tried for days and gave up: the address may be fine

@@ -92,13 +92,14 @@ def explain(reply: Classification, lang: str, context: ExplanationContext = Expl
 def _extras(reply: Classification, context: ExplanationContext, provider) -> list[str]:
     wanted = []
     category = reply.category.value
-    if context.suggestion and category == "invalid_recipient":
+    if context.suggestion and category in ("invalid_recipient", "host_unknown"):
         wanted.append("suggestion")
     if context.partner_ips and category in ("blocklisted", "policy"):
         wanted.append("partner_ips")
     if context.missing_records and category == "auth_failure":
         wanted.append("missing_records")
-    if provider and provider.postmaster and category not in ("greylisted", "invalid_recipient", "mailbox_full"):
+    if provider and provider.postmaster and category not in ("greylisted", "invalid_recipient", "mailbox_full",
+                                                                        "host_unknown", "mailbox_disabled", "expired"):
         wanted.append("postmaster")
     return wanted
 
