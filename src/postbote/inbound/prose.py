@@ -34,6 +34,7 @@ BOUNCE_SUBJECT = re.compile(
     r"配信|エラー|不達|返送", re.IGNORECASE)
 _DELAY = re.compile(r"will (keep|continue) (trying|to try)|will (be )?retr|not (yet )?been delivered|delayed|"
                     r"still trying|warning:|deferred", re.IGNORECASE)
+_QUOTES_REPLY = re.compile(r"^\s*(<<<\s*)?[245]\d\d[ -]|said:|reason:|\(#[245]\.\d", re.IGNORECASE)
 MAX_NOTICE = 64_000  # characters of notice text that are read
 
 
@@ -89,9 +90,20 @@ def read_prose(message: Entity, original: Entity | None) -> list[tuple[str, str,
         found = [(a, "") for a in addresses(original.get("to"), limit=5) if a not in excluded][:1]
     result = []
     for address, diagnostic in found:
-        diagnostic = diagnostic if (status_in(diagnostic) or reply_code_in(diagnostic)) or len(found) > 1 else notice
+        if len(found) == 1 and not (status_in(diagnostic) or reply_code_in(diagnostic)):
+            diagnostic = _with_replies(diagnostic, notice)
         result.append(_recipient(address, squash(diagnostic), notice))
     return result
+
+
+def _with_replies(block: str, notice: str) -> str:
+    """A lone recipient's own lines, and the lines of the notice that quote a server's reply
+    (a transcript, "Remote host said: …"); the whole notice when there is neither."""
+    quoted = [line for line in lines(notice) if _QUOTES_REPLY.search(line)][:4]
+    own = [line for line in lines(block)[1:] if line.strip()]
+    if not quoted and not own:
+        return notice
+    return "\n".join(quoted + own if quoted else lines(block))
 
 
 def _excluded(message: Entity, original: Entity | None) -> set[str]:
