@@ -15,6 +15,11 @@ def reply_of(status: RecipientStatus) -> Reply:
     with a code of the reported class (554 or 451: "transaction failed", nothing more specific),
     so that it is not taken for a failure Postbote saw itself."""
     reply = Reply.parse(status.diagnostic) if status.diagnostic else Reply.local("", status.status)
+    if reply.code is not None and reply.flat() and not status.diagnostic.startswith(str(reply.code)):
+        # Keep what the reporter wrote before the quoted reply: "after MAIL FROM", "after end of
+        # data" say at which step (RFC 5321 §3.3) the receiver refused, which the reply may not.
+        before = status.diagnostic.split(str(reply.code), 1)[0]
+        reply = Reply(reply.code, f"{reply.text}\n({before.strip()[-300:]})", reply.enhanced_code)
     if reply.code is None:
         klass = (status.status or "5")[0]
         reply = Reply(451 if klass == "4" else 554, reply.text, reply.enhanced_code)
@@ -29,9 +34,11 @@ _TRANSIENT_ONLY = (ReplyCategory.UNAVAILABLE, ReplyCategory.UNKNOWN, ReplyCatego
 
 def classify_recipient(status: RecipientStatus, mx_host: str | None = None) -> Classification:
     meaning = classify(reply_of(status), mx_host)
-    if status.action == "failed" and (status.status or "")[:1] == "4" and meaning.category in _TRANSIENT_ONLY:
-        # RFC 3464 §2.3.3 "failed" with a transient status (RFC 3463 §3.1): the reporting MTA kept
-        # trying until its own lifetime ran out. That is an expiry, whatever the last answer was.
+    transient = (status.status or "")[:1] == "4" or meaning.category is ReplyCategory.UNAVAILABLE
+    if status.action == "failed" and transient and meaning.category in _TRANSIENT_ONLY:
+        # RFC 3464 §2.3.3 "failed" with a transient status (RFC 3463 §3.1), or after the receiver
+        # could not be reached or could not take mail: the reporting MTA kept trying until its own
+        # lifetime ran out. That is an expiry, whatever the last answer was.
         return replace(meaning, category=ReplyCategory.EXPIRED, temporary=False, rule="dsn.failed-transient",
                        min_wait=0.0, suppress=False)
     return meaning
