@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import tomllib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -58,3 +59,122 @@ def raw(name: str) -> bytes:
 def rows_of(part: str) -> list[Row]:
     wanted = set(files(part))
     return [r for r in rows() if r.file in wanted]
+
+
+# ------------------------------------------------------------------------------------- scoring
+# A row's status is right when it is Sisimai's, or — where Sisimai gives one of its own codes
+# X.0.9xx, which it makes up when a message names no code — when the class is the same.
+# Rows carry no address, so a file's rows are matched to the reader's recipients as a multiset:
+# a row counts only when the file yields exactly as many recipients as Sisimai reports.
+
+MAPPING = tomllib.loads((ROOT.parent / "sisimai-reasons.toml").read_text(encoding="utf-8"))
+REPORT_KINDS = {"complaint": "complaint", "auto_reply": "auto_reply"}
+
+
+def status_agrees(expected: str, got: str | None) -> bool:
+    if not expected:
+        return True
+    klass, subject, detail = expected.split(".")
+    if subject == "0" and int(detail) >= 900:
+        return bool(got) and got[0] == klass
+    return expected == got
+
+
+def accepted(reason: str) -> set[str]:
+    entry = MAPPING[reason]
+    return {entry["category"], *entry.get("also", [])}
+
+
+def expected_retry(row: Row) -> bool | None:
+    """What a sender should do with the row's reply, given synchronously; None where the row is
+    no reply one could retry (complaints, auto-replies, deliveries, and expiries, which report
+    retries already made)."""
+    retry = MAPPING[row.reason].get("retry")
+    if retry is None or row.reason == "expired":
+        return None
+    if retry == "status":
+        return row.status[:1] == "4"
+    return retry == "yes"
+
+
+@dataclass(slots=True)
+class Outcome:
+    """One file as the reader and the classifier see it: per recipient (category, retry decision
+    of the reply alone, status)."""
+
+    kind: str
+    seen: list[tuple[str, bool | None, str | None]]
+
+
+def read_file(name: str) -> Outcome:
+    from postbote.inbound import parse_report
+    from postbote.inbound.meaning import classify_recipient, reply_of
+    from postbote.replies import classify
+
+    report = parse_report(raw(name))
+    if report.kind in REPORT_KINDS:
+        count = len(report.original_recipients) or 1 if report.kind == "complaint" else 1
+        return Outcome(report.kind, [(REPORT_KINDS[report.kind], None, None)] * count)
+    seen = []
+    for r in report.recipients:
+        if r.action == "delivered":
+            seen.append(("delivered", None, r.status))
+        else:
+            seen.append((classify_recipient(r).category.value, classify(reply_of(r)).temporary, r.status))
+    return Outcome(report.kind, seen)
+
+
+@dataclass(slots=True)
+class Score:
+    rows: int = 0
+    count_and_status: int = 0
+    category: int = 0
+    retry_rows: int = 0
+    retry: int = 0
+    reply_category_rows: int = 0
+    reply_category: int = 0
+
+    def percent(self, name: str, of: str = "rows") -> float:
+        total = getattr(self, of)
+        return 100.0 * getattr(self, name) / total if total else 100.0
+
+
+def score(part: str) -> Score:
+    result = Score()
+    by_file: dict[str, list[Row]] = {}
+    for row in rows_of(part):
+        by_file.setdefault(row.file, []).append(row)
+    for name, expected in by_file.items():
+        outcome = read_file(name)
+        result.rows += len(expected)
+        same_count = len(outcome.seen) == len(expected)
+        statuses = [s for _, _, s in outcome.seen]
+        categories = [c for c, _, _ in outcome.seen]
+        for row in expected:
+            if same_count:
+                match = next((i for i, s in enumerate(statuses) if status_agrees(row.status, s)), None)
+                if match is not None:
+                    statuses.pop(match)
+                    result.count_and_status += 1
+                hit = next((i for i, c in enumerate(categories) if c in accepted(row.reason)), None)
+                if hit is not None:
+                    categories.pop(hit)
+                    result.category += 1
+            _score_reply(result, row, outcome)
+    return result
+
+
+def _score_reply(result: Score, row: Row, outcome: Outcome) -> None:
+    """The classifier on the diagnostic the reader found for the row (its file's first recipient
+    whose category the mapping accepts, else its first recipient)."""
+    retry = expected_retry(row)
+    failures = [s for s in outcome.seen if s[1] is not None]
+    if MAPPING[row.reason]["category"] in ("complaint", "auto_reply", "delivered"):
+        return
+    result.reply_category_rows += 1
+    chosen = next((s for s in failures if s[0] in accepted(row.reason)), failures[0] if failures else None)
+    if chosen is not None and chosen[0] in accepted(row.reason):
+        result.reply_category += 1
+    if retry is not None:
+        result.retry_rows += 1
+        result.retry += chosen is not None and chosen[1] == retry

@@ -128,23 +128,29 @@ def _content_type(value: str) -> tuple[str, dict[str, str]]:
 
 def _split_parts(body: str, boundary: str) -> list[str]:
     """The parts between ``--boundary`` lines (RFC 2046 §5.1.1), found with str.find; a leading
-    space before the delimiter, which some MTAs write, is tolerated."""
+    space before the delimiter, which some MTAs write, is tolerated. Every search starts where the
+    last one ended, so a line full of near-delimiters is still read once."""
     delimiter = "--" + boundary
-    chunks, position, start = [], 0, None
+    chunks: list[str] = []
+    position, start = 0, None
     while len(chunks) < MAX_PARTS:
         found = body.find(delimiter, position)
         if found < 0:
             break
-        line_start = body.rfind("\n", 0, found) + 1
-        line_end = body.find("\n", found)
-        line_end = len(body) if line_end < 0 else line_end
-        rest = body[found + len(delimiter):line_end]
-        if body[line_start:found].strip() or (rest.strip() and not rest.startswith("--")):
-            position = found + len(delimiter)  # not at a line start, or a longer boundary
+        newline = body.rfind("\n", position, found)
+        segment_start = newline + 1 if newline >= 0 else position
+        at_line_start = (newline >= 0 or position == 0 or body[position - 1] == "\n") \
+            and not body[segment_start:found].strip()
+        after = found + len(delimiter)
+        closing = body.startswith("--", after)
+        if not at_line_start or not (closing or after == len(body) or body[after] in " \t\n"):
+            position = after  # inside a line, or a longer boundary that starts with this one
             continue
+        line_end = body.find("\n", after)
+        line_end = len(body) if line_end < 0 else line_end
         if start is not None:
-            chunks.append(body[start:max(start, line_start - 1)])
-        if body.startswith("--", found + len(delimiter)):
+            chunks.append(body[start:max(start, segment_start - 1)])
+        if closing:
             return chunks
         start = position = line_end + 1
     if start is not None and start < len(body):
