@@ -60,3 +60,15 @@ def prose_bounce(recipient: str) -> bytes:
                         "This is a permanent error; I've given up. Sorry it didn't work out.\n\n"
                         f"<{recipient}>:\nSorry, no mailbox here by that name. (#5.1.1)\n")
     return message.as_bytes(policy=SMTP)
+
+
+def out_of_office(sender: str, subject: str = "Automatic reply: Willkommen") -> bytes:
+    """An RFC 3834 automatic reply, as Exchange and most mail clients send one."""
+    reply = EmailMessage()
+    reply["From"] = sender
+    reply["To"] = "bounces@rp.platform.test"
+    reply["Subject"] = subject
+    reply["Auto-Submitted"] = "auto-replied"
+    reply["X-Auto-Response-Suppress"] = "All"
+    reply.set_content("I am out of the office until Monday and will answer your message then.\n")
+    return reply.as_bytes(policy=SMTP)

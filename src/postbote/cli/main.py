@@ -261,10 +261,12 @@ def _logging(settings: Settings) -> None:
 
 def main() -> None:
     from .domains import domain_cli, platform_cli
+    from .inbound import inbound_cli
     from .recipients import address_cli, suppression_cli
 
     cli.add_typer(domain_cli, name="domain")
     cli.add_typer(platform_cli, name="platform")
     cli.add_typer(address_cli, name="address")
     cli.add_typer(suppression_cli, name="suppression")
+    cli.add_typer(inbound_cli, name="inbound")
     cli()

@@ -11,8 +11,8 @@ from sqlalchemy import Engine, insert, select, update
 
 from ..db.schema import deliveries, events, messages, utcnow
 from ..db.suppress import suppress_in
-from ..replies import Reply, classify
 from ..vocab import DeliveryState, EventKind, SuppressionReason
+from .meaning import classify_recipient
 from .parse import Report
 
 log = logging.getLogger("postbote.inbound")
@@ -45,10 +45,7 @@ def apply_report(engine: Engine, message_id: str, report: Report) -> list[str]:
                 _event(conn, message_id, row, EventKind.REPORT, now, {"recipient": status.address, "action": status.action,
                                                                       "status": status.status, "diagnostic": status.diagnostic})
                 continue
-            reply = Reply.parse(status.diagnostic) if status.diagnostic else Reply.local("", status.status)
-            if reply.enhanced_code is None and status.status:
-                reply = Reply(reply.code, reply.text, status.status)
-            meaning = classify(reply)
+            meaning = classify_recipient(status)
             text = f"{status.status or ''} {status.diagnostic}".strip() + f" (reported by {report.kind.upper()})"
             if row.state == DeliveryState.DELIVERED.value:
                 conn.execute(update(deliveries).where(deliveries.c.id == row.id).values(
