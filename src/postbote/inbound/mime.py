@@ -21,6 +21,7 @@ MAX_READ = 2_000_000  # bytes of a message that are read at all; a notice is at 
 MAX_DEPTH = 8  # multipart and message/rfc822 levels (real reports use three)
 MAX_PARTS = 64
 MAX_HEADER = 64_000  # characters of one header block
+_TYPE = re.compile(r"\s*([A-Za-z0-9_.+-]{1,64}/[A-Za-z0-9_.+-]{1,64})")
 _PARAM = re.compile(r';\s*([A-Za-z0-9_.*-]{1,64})\s*=\s*("[^"]{0,1000}"|[^;\s]{0,1000})')
 
 
@@ -73,8 +74,12 @@ def _entity(text: str, depth: int, counter: list[int]) -> Entity:
     entity = Entity(headers, ctype, params, body, depth=depth)
     if depth >= MAX_DEPTH or counter[0] >= MAX_PARTS:
         return entity
-    if ctype.startswith("multipart/") and params.get("boundary"):
-        for chunk in _split_parts(body, params["boundary"]):
+    if ctype.startswith("multipart/"):
+        chunks = _split_parts(body, params["boundary"]) if params.get("boundary") else []
+        guessed = _guess_boundary(body) if not chunks else None
+        if guessed:  # a boundary parameter that the delimiters do not match (edited, or missing)
+            chunks = _split_parts(body, guessed)
+        for chunk in chunks:
             if counter[0] >= MAX_PARTS:
                 break
             entity.parts.append(_entity(chunk, depth + 1, counter))
@@ -82,6 +87,15 @@ def _entity(text: str, depth: int, counter: list[int]) -> Entity:
         inner = decode_body(body, entity.get("content-transfer-encoding"), "latin-1") if ctype != "message/rfc822" else body
         entity.parts.append(_entity(inner.lstrip("\n"), depth + 1, counter))
     return entity
+
+
+def _guess_boundary(body: str) -> str | None:
+    """The delimiter the body itself uses: its first line that starts with two dashes."""
+    for line in body[:20_000].split("\n", 200)[:200]:
+        token = line.strip()
+        if token.startswith("--") and 3 <= len(token) <= 72 and " " not in token:
+            return token[2:]
+    return None
 
 
 def _split_head(text: str) -> tuple[str, str]:
@@ -117,9 +131,8 @@ def parse_headers(head: str) -> list[tuple[str, str]]:
 
 
 def _content_type(value: str) -> tuple[str, dict[str, str]]:
-    main = value.split(";", 1)[0].strip().lower() or "text/plain"
-    if "/" not in main:
-        main = "text/plain"
+    found = _TYPE.match(value)
+    main = found.group(1).lower() if found else "text/plain"
     params = {}
     for name, raw in _PARAM.findall(value[:4000]):
         params[name.lower()] = raw.strip('"')

@@ -23,8 +23,10 @@ _ORIGINAL = re.compile(
 _HEADER_LINE = re.compile(r"^(received|return-path|message-id|dkim-signature|x-received|arc-seal):", re.IGNORECASE)
 # Lines that name the sender or the address an alias came from, not a failed recipient.
 _NOT_RECIPIENT = re.compile(r"message sent by|generated from|original sender|envelope.from|\bfrom:?\s*<|"
-                            r"sender address|return.path|reply-to|^\s*from:", re.IGNORECASE)
-_SYSTEM = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mailer|daemon|mdaemon|root|noreply|no-reply|"
+                            r"sender address|return.path|reply-to|^\s*from:|contact|assistance", re.IGNORECASE)
+_NOT_RECIPIENT_ANYWHERE = re.compile(r"contact|assistance|message sent by|original sender|envelope.from|"
+                                     r"return.path|reply-to", re.IGNORECASE)
+_SYSTEM = re.compile(r"^(mailer-daemon|post_?master|mail-daemon|mailer|daemon|mdaemon|root|noreply|no-reply|"
                      r"bounces?|nobody)@", re.IGNORECASE)
 BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|delivery (status|failure|has failed|problem|notification|report)|failure notice|"
@@ -120,10 +122,33 @@ def _system_only(message: Entity) -> set[str]:
     return set(addresses(message.get("from")))
 
 
+def _listed(line: str) -> list[str]:
+    """The addresses a line lists: the first, and those after it separated by punctuation only;
+    an address inside the reason that follows ("… may not follow x@y") is not another recipient."""
+    found = addresses(line)
+    if len(found) < 2:
+        return found
+    listed, lowered, position = [found[0]], line.lower(), lowered_end(line.lower(), found[0], 0)
+    for address in found[1:]:
+        at = lowered.find(address, position)
+        if at < 0 or any(c.isalnum() for c in lowered[position:at]):
+            break
+        listed.append(address)
+        position = at + len(address)
+    return listed
+
+
+def lowered_end(lowered: str, address: str, start: int) -> int:
+    at = lowered.find(address, start)
+    return at + len(address) if at >= 0 else start
+
+
 def _recipients_in(notice: str, excluded: set[str]) -> list[tuple[str, str]]:
     found: list[tuple[str, list[str]]] = []
+    # An address the notice names as the sender's or as a help desk is none anywhere in it.
+    excluded = excluded | {a for line in lines(notice) if _NOT_RECIPIENT_ANYWHERE.search(line) for a in addresses(line)}
     for line in lines(notice):
-        here = [a for a in addresses(line) if a not in excluded and not _SYSTEM.match(a)]
+        here = [a for a in _listed(line) if a not in excluded and not _SYSTEM.match(a)]
         if here and not _NOT_RECIPIENT.search(line):
             known = {a for a, _ in found}
             new = [a for a in here if a not in known]

@@ -17,10 +17,13 @@ def read_notification(text: str) -> tuple[str, list[tuple[str, str, str | None, 
     if start < 0 or '"notificationType"' not in text[start:start + MAX_JSON]:
         return None
     end = text.rfind("}", start, start + MAX_JSON)
-    try:
-        data = json.loads(text[start:end + 1])
-    except (ValueError, RecursionError):
-        return None
+    data = None
+    for candidate in (text[start:end + 1], text[start:end + 1].replace("\n ", "")):  # as sent, or folded
+        try:
+            data = json.loads(candidate)
+            break
+        except (ValueError, RecursionError):
+            continue
     if not isinstance(data, dict):
         return None
     kind = str(data.get("notificationType", "")).lower()
