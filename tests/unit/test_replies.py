@@ -62,6 +62,8 @@ PROBES = {
     "text.group-posting": Reply.from_smtp(550, "5.0.0 You may not have permission to post messages in the group"),
     "enhanced.expired": Reply.from_smtp(451, "4.4.7 nicht rechtzeitig zugestellt"),
     "text.refused-at-mail-from": Reply.from_smtp(550, "nein (SMTP error from remote mail server after MAIL FROM:<a@b.example>)"),
+    "text.dns-try-again": Reply.from_smtp(451, "4.4.3 Name service error for name=kunde.test type=MX: Host not found, try again"),
+    "code.no-mail-here": Reply.from_smtp(521, "5.3.2 mx.kunde.test nimmt keine Post an"),
     "text.null-mx": Reply.from_smtp(556, "5.1.10 nomail.example does not accept mail (null MX)"),
     "text.refused-at-greeting": Reply.from_smtp(554, "SMTP error from remote mail server after initial connection"),
     "class.452": Reply.from_smtp(452, "Speicher knapp"),
