@@ -80,8 +80,10 @@ def status_agrees(expected: str, got: str | None) -> bool:
     return expected == got
 
 
-def accepted(reason: str) -> set[str]:
+def accepted(reason: str, action: str | None = None) -> set[str]:
     entry = MAPPING[reason]
+    if action == "delayed" and "delayed" in entry:
+        return {entry["delayed"]}
     return {entry["category"], *entry.get("also", [])}
 
 
@@ -103,7 +105,7 @@ class Outcome:
     of the reply alone, status)."""
 
     kind: str
-    seen: list[tuple[str, bool | None, str | None]]
+    seen: list[tuple[str, bool | None, str | None, str]]  # category, retry, status, action
 
 
 def read_file(name: str) -> Outcome:
@@ -114,13 +116,13 @@ def read_file(name: str) -> Outcome:
     report = parse_report(raw(name))
     if report.kind in REPORT_KINDS:
         count = len(report.original_recipients) or 1 if report.kind == "complaint" else 1
-        return Outcome(report.kind, [(REPORT_KINDS[report.kind], None, None)] * count)
+        return Outcome(report.kind, [(REPORT_KINDS[report.kind], None, None, "")] * count)
     seen = []
     for r in report.recipients:
         if r.action == "delivered":
-            seen.append(("delivered", None, r.status))
+            seen.append(("delivered", None, r.status, r.action))
         else:
-            seen.append((classify_recipient(r).category.value, classify(reply_of(r)).temporary, r.status))
+            seen.append((classify_recipient(r).category.value, classify(reply_of(r)).temporary, r.status, r.action))
     return Outcome(report.kind, seen)
 
 
@@ -148,15 +150,15 @@ def score(part: str) -> Score:
         outcome = read_file(name)
         result.rows += len(expected)
         same_count = len(outcome.seen) == len(expected)
-        statuses = [s for _, _, s in outcome.seen]
-        categories = [c for c, _, _ in outcome.seen]
+        statuses = [s[2] for s in outcome.seen]
+        categories = [(s[0], s[3]) for s in outcome.seen]
         for row in expected:
             if same_count:
                 match = next((i for i, s in enumerate(statuses) if status_agrees(row.status, s)), None)
                 if match is not None:
                     statuses.pop(match)
                     result.count_and_status += 1
-                hit = next((i for i, c in enumerate(categories) if c in accepted(row.reason)), None)
+                hit = next((i for i, (c, action) in enumerate(categories) if c in accepted(row.reason, action)), None)
                 if hit is not None:
                     categories.pop(hit)
                     result.category += 1
@@ -172,8 +174,8 @@ def _score_reply(result: Score, row: Row, outcome: Outcome) -> None:
     if MAPPING[row.reason]["category"] in ("complaint", "auto_reply", "delivered"):
         return
     result.reply_category_rows += 1
-    chosen = next((s for s in failures if s[0] in accepted(row.reason)), failures[0] if failures else None)
-    if chosen is not None and chosen[0] in accepted(row.reason):
+    chosen = next((s for s in failures if s[0] in accepted(row.reason, s[3])), failures[0] if failures else None)
+    if chosen is not None and chosen[0] in accepted(row.reason, chosen[3]):
         result.reply_category += 1
     if retry is not None:
         result.retry_rows += 1
