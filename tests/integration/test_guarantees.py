@@ -169,3 +169,47 @@ def test_an_explanation_never_names_another_tenants_records(two_tenants, zone, s
         explained[accepted.id] = explanations["anna@kunde.test"]["fix"]
     assert "pb1._domainkey.globex.test" in explained[own.id] and "acme" not in explained[own.id]
     assert "_domainkey" not in explained[foreign.id]  # acme's records are acme's business
+
+
+def _add_domain(app, zone, tenant, name: str, *, platform_side: bool = True) -> list[dict]:
+    records = add(app, tenant.id, name)["records"]
+    if platform_side:
+        publish_to_zone(zone, app)
+    return records
+
+
+def test_a_record_pointing_elsewhere_fails_a_new_domain(two_tenants, zone):
+    app, acme, _, _ = two_tenants
+    records = _add_domain(app, zone, acme, "acme.test")
+    it_team_publishes(zone, records, skip=("pb1.",))
+    assert verify(app, "acme.test", acme.id)["state"] == "pending"  # one record not there yet
+    zone.add("pb1._domainkey.acme.test", "CNAME", "selector1.mail-provider.test.")
+    assert verify(app, "acme.test", acme.id)["state"] == "failed"  # it points elsewhere
+
+
+def test_a_broken_domain_stays_broken_until_everything_is_right_again(two_tenants, zone):
+    app, acme, _, _ = two_tenants
+    records = _add_domain(app, zone, acme, "acme.test")
+    it_team_publishes(zone, records)
+    assert verify(app, "acme.test", acme.id)["state"] == "verified"
+    return_path = next(r for r in records if r["name"].startswith("pbmail."))
+    zone.remove(return_path["name"], "CNAME")
+    assert verify(app, "acme.test", acme.id)["state"] == "broken"
+    assert verify(app, "acme.test", acme.id)["state"] == "broken"  # not 'pending': it was in use
+    zone.add(return_path["name"], "CNAME", "somewhere-else.test.")
+    assert verify(app, "acme.test", acme.id)["state"] == "broken"  # not 'failed' either
+    zone.remove(return_path["name"], "CNAME")
+    zone.add(return_path["name"], "CNAME", return_path["value"] + ".")
+    assert verify(app, "acme.test", acme.id)["state"] == "verified"
+
+
+def test_right_cnames_to_keys_the_platform_has_not_published_do_not_verify(two_tenants, zone):
+    app, acme, _, _ = two_tenants
+    records = _add_domain(app, zone, acme, "acme.test", platform_side=False)
+    it_team_publishes(zone, records)
+    result = verify(app, "acme.test", acme.id)
+    assert result["state"] != "verified"
+    dkim = [r for r in result["records"] if "._domainkey." in r["name"]]
+    assert dkim and all(r["status"] != "ok" for r in dkim)
+    publish_to_zone(zone, app)
+    assert verify(app, "acme.test", acme.id)["state"] == "verified"
