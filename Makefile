@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test install install-test system-deps bench clean
+.PHONY: run test install install-test system-deps bench mutate coverage clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,5 +32,18 @@ test: install-test system-deps
 bench: install system-deps
 	$(BIN)/python benchmarks/throughput.py --messages 20000 --store sqlite --store postgresql
 
+## mutate: mutation testing of the core modules against the fast tiers; prints the score per package (not in CI: slow).
+mutate: install-test system-deps
+	$(BIN)/pip install -q 'mutmut==3.8.1'
+	$(BIN)/python scripts/mutate
+
+## coverage: every tier with branch coverage, subprocesses (the CLI as a process) followed.
+coverage: install-test system-deps
+	$(BIN)/pip install -q 'coverage>=7.10'
+	rm -f .coverage .coverage.*
+	$(BIN)/python -m coverage run -m pytest -q
+	$(BIN)/python -m coverage combine -q
+	$(BIN)/python -m coverage report --skip-covered --sort=cover
+
 clean:
-	rm -rf $(VENV) var build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) var build src/*.egg-info .pytest_cache mutants .coverage .coverage.*

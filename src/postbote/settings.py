@@ -48,6 +48,7 @@ class Partner(BaseModel):
     ips: list[str] = Field(default_factory=list)
     spf_include: str = ""  # the domain tenants add as include: to their SPF record
     dkim_selector: str = ""  # the selector whose CNAME tenants publish for the partner's DKIM key
+    hosts: list[str] = Field(default_factory=list)  # host names it sends from (resolved for the allowlist kit)
 
     @field_validator("ips")
     @classmethod
@@ -148,7 +149,7 @@ class Settings(BaseSettings):
     PARTNERS: list[Partner] = Field(
         default_factory=list,
         description="Third parties that send in tenants' names (the e-signature provider): "
-        "name, ips, spf_include, dkim_selector.",
+        "name, ips, hosts, spf_include, dkim_selector.",
     )
     ALLOW_TEST_DOMAINS: bool = Field(
         False, description="Accept recipients in the reserved .test domain (RFC 6761), and only "

@@ -24,6 +24,7 @@ from ..explaining import report as build_report
 from ..sending import send
 from ..tenants import Tenant, authenticate
 from ..views import accepted_json, message_json
+from .allowlist import add_allowlist_routes
 from .schemas import (
     AddressCheckRequest,
     DomainRequest,
@@ -142,6 +143,8 @@ def create_api(app: App) -> FastAPI:
         """Allow mail to an address again; ``reason`` (why) is required and kept."""
         remove(app.engine, who.id, address, reason)
         return {"address": address.lower(), "removed": True}
+
+    add_allowlist_routes(api, app, tenant, _ERRORS)
 
     @api.get("/v1/health")
     def health() -> dict:

@@ -25,12 +25,14 @@ from ..settings import Settings, config_path, load_settings
 from ..tenants import add_tenant, create_key, get_tenant, set_sender_policy
 from ..views import accepted_json, message_json
 from . import render
+from .allowlist import allowlist
 from .context import JsonOpt, guarded, run_async
 from .output import console, emit_json
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Postbote: notification e-mail that arrives.")
 tenant_cli = typer.Typer(no_args_is_help=True, help="Tenants (customer companies) and their API keys.")
 cli.add_typer(tenant_cli, name="tenant")
+cli.command("allowlist")(allowlist)
 
 @cli.command()
 def init() -> None:

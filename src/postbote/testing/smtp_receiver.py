@@ -65,7 +65,7 @@ class _Handler:
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, options):
         reply = self.receiver.script.rcpt(session.peer[0], envelope.mail_from or "", address)
-        if reply.startswith("250"):
+        if reply.startswith(("250", "251")):  # RFC 5321 §3.4: 251 accepts and forwards
             envelope.rcpt_tos.append(address)
         return reply
 
