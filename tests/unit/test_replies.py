@@ -69,7 +69,7 @@ PROBES = {
                                      "retry in 900 seconds"),
     "local.tls-required": Reply.local("mx.example [198.51.100.7] does not offer STARTTLS and TLS_MODE is required"),
     "enhanced.bad-system": Reply.from_smtp(550, "5.1.2 Zielsystem unbekannt"),
-    "enhanced.unknown-user-temporary": Reply.from_smtp(450, "4.1.1 Empfänger unbekannt"),
+    "enhanced.unknown-user-temporary": Reply.from_smtp(450, "4.1.1 Empfängerprüfung negativ"),
     "enhanced.disabled": Reply.from_smtp(550, "5.2.1 Zustellung nicht möglich"),
     "enhanced.mailbox-full": Reply.from_smtp(552, "5.2.2 kein Platz mehr"),
     "enhanced.too-large": Reply.from_smtp(552, "5.3.4 Nachricht zu groß"),
@@ -87,7 +87,60 @@ PROBES = {
     "text.refused-at-greeting": Reply.from_smtp(554, "SMTP error from remote mail server after initial connection"),
     "class.452": Reply.from_smtp(452, "Speicher knapp"),
     "class.552": Reply.from_smtp(552, "Zu viel"),
+    "enhanced.sender-address": Reply.from_smtp(553, "5.1.8 Absender nicht akzeptiert"),
+    "enhanced.ambiguous-mailbox": Reply.from_smtp(550, "5.1.4 mehrdeutig"),
+    "enhanced.mail-system": Reply.from_smtp(451, "4.3.5 falsch konfiguriert"),
+    "enhanced.routing": Reply.from_smtp(554, "5.4.6 Schleife"),
+    "enhanced.content": Reply.from_smtp(554, "5.6.3 Umwandlung erforderlich"),
+    "enhanced.security-other": Reply.from_smtp(550, "5.7.14 Vertrauensstellung erforderlich"),
 }
+
+
+@pytest.mark.parametrize(("text", "category", "temporary"), [
+    ("550 4.7.1 Zugriff verweigert", "policy", True),  # a transient policy refusal, not a missing user
+    ("550 5.7.9 Zugang verweigert", "policy", False),
+    ("550 5.6.0 Inhalt nicht erlaubt", "policy", False),
+    ("553 5.1.7 Absender ungültig", "auth_failure", False),
+    ("550 5.3.5 System falsch konfiguriert", "unavailable", False),
+])
+def test_the_enhanced_code_s_subject_outranks_the_reply_code_s_class(text, category, temporary):
+    """RFC 3463 §3: the subject of an enhanced code (X.7 policy, X.6 content, X.1.7/X.1.8 the
+    sender, X.3 the mail system) says more than 550's "mailbox unavailable"; the class decides the
+    retry."""
+    result = classify(Reply.parse(text))
+    assert (result.category.value, result.temporary) == (category, temporary), result.rule
+
+
+@pytest.mark.parametrize(("text", "category"), [
+    ("554 Utilisateur inconnu", "invalid_recipient"),
+    ("554 Destinataire inexistant", "invalid_recipient"),
+    ("554 Empfänger unbekannt", "invalid_recipient"),
+    ("554 Usuario desconocido", "invalid_recipient"),
+    ("554 Utente inesistente", "invalid_recipient"),
+    ("554 Usuário inexistente", "invalid_recipient"),
+    ("554 Onbekende gebruiker", "invalid_recipient"),
+    ("554 Adresat nie istnieje", "invalid_recipient"),
+    ("554 Пользователь не существует", "invalid_recipient"),
+    ("554 No such person at this address", "invalid_recipient"),
+    ("554 Addressee unknown", "invalid_recipient"),
+    ("552 Casella di posta piena", "mailbox_full"),
+    ("552 Caixa postal cheia", "mailbox_full"),
+    ("552 Quota dépassé", "mailbox_full"),
+    ("452 Delivery postponed due to a full mailbox", "mailbox_full"),
+    ("550 Account no longer active", "mailbox_disabled"),
+    ("550 Compte désactivé", "mailbox_disabled"),
+    ("550 Account disattivato", "mailbox_disabled"),
+    ("421 Trop de connexions", "rate_limited"),
+    ("421 Zu viele Verbindungen", "rate_limited"),
+    ("421 Demasiadas conexiones", "rate_limited"),
+    ("550 Message classé comme pourriel", "spam_content"),
+    ("550 Rechazado: correo no deseado", "spam_content"),
+    ("550 Domaine inexistant", "host_unknown"),
+    ("550 Dominio inexistente", "host_unknown"),
+])
+def test_wording_families_across_languages(text, category):
+    """The same meaning in the languages receivers answer in, not one provider's sentence."""
+    assert classify(Reply.parse(text)).category.value == category
 
 
 def test_every_rule_is_reachable_and_decides_its_own_cases():
