@@ -12,10 +12,10 @@ from postbote.vocab import ReplyCategory
 from tests.support import sisimai
 
 # Floors on the held-out part: just below the figures measured after the last round of rules grown
-# from the tuning part (87.4%, 71.1%, 71.0%, 91.0%; first frozen at 87.4%, 70.4%, 70.2%, 91.0%). The
+# from the tuning part (87.4%, 72.6%, 72.6%, 91.0%; first frozen at 87.4%, 70.4%, 70.2%, 91.0%). The
 # issue asks for 97% (count and status), 95% (category), 95% and 98% (the classifier); these are
 # short of that, and the README says so. Raise them only with rules grown from the tuning part.
-HELD_OUT_FLOORS = {"count_and_status": 87.0, "category": 71.0, "reply_category": 70.9, "retry": 90.9}
+HELD_OUT_FLOORS = {"count_and_status": 87.0, "category": 72.5, "reply_category": 72.5, "retry": 90.9}
 
 
 @pytest.fixture(scope="module")

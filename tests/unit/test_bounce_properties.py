@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from postbote.inbound import parse_report
@@ -112,3 +112,74 @@ def test_messages_built_from_report_fragments_never_raise(pieces):
 def test_the_public_function_answers_unreadable_for_nonsense():
     for raw in (b"", b"\x00" * 1000, _nested(5000)):
         assert parse_report(raw).kind == "unreadable"
+
+
+# ------------------------------------------------------------------ properties over generated shapes
+
+def _repeat(piece: bytes, size: int) -> bytes:
+    return piece * (size // len(piece) + 1)
+
+
+LONG_PIECES = [b"a" * 3000, b"x@" + b"y" * 3000, b"-" * 3000, b"550-5.1.1 " * 300, b"<a" * 1500, b" --b" * 800]
+
+
+# A run of one character, of any length: what made the old address pattern cost the square.
+RUNS = st.builds(lambda char, n: char * n, st.sampled_from([b"a", b"@", b".", b"-", b"5", b" ", b"<", b"="]),
+                 st.integers(min_value=500, max_value=6000))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(unit=st.lists(st.sampled_from(FRAGMENTS + LONG_PIECES) | RUNS | st.binary(min_size=1, max_size=60),
+                     min_size=1, max_size=12),
+       depth=st.integers(min_value=0, max_value=40))
+@example(unit=[b"a" * 3000], depth=0)
+@example(unit=[b"x@" + b"y" * 3000], depth=6)
+@example(unit=[b"550-5.5.5." * 400, b"\n"], depth=0)
+def test_time_grows_linearly_for_any_repeated_shape(unit, depth):
+    """Whatever the message is made of (report fields, random bytes, lines of any length, MIME
+    nesting in front), four times the input costs about four times the time, never sixteen."""
+    sender = b"From: MAILER-DAEMON@mx.example\nSubject: Undelivered Mail Returned to Sender\n"
+    head, piece = sender + (_nested(depth) if depth else b"\n"), b"".join(unit)
+
+    def cost(size: int) -> float:
+        raw = head + _repeat(piece, size)
+        return min(seconds(raw) for _ in range(2))
+    small, large = cost(MAX_READ // 8), cost(MAX_READ // 2)
+    assert large < 4 * small * 2.5 + 0.15, (small, large, piece[:80])
+    assert large < 2.5, (large, piece[:80])  # a square bounded by a cut is still too slow: 64 K² steps
+
+
+def _mime_tree():
+    """Random MIME trees: multiparts with matching, wrong or missing boundaries, attached
+    messages, report parts and leaves of random bytes, nested to any depth."""
+    leaf = st.tuples(st.sampled_from(["text/plain", "message/delivery-status", "message/feedback-report",
+                                      "text/rfc822-headers", "text/html", "application/octet-stream"]),
+                     st.sampled_from(["", "base64", "quoted-printable", "8bit"]),
+                     st.lists(st.sampled_from(FRAGMENTS) | st.binary(max_size=30), max_size=8)).map(_leaf)
+    return st.recursive(leaf, lambda children: st.one_of(
+        st.tuples(st.sampled_from(["mixed", "report", "alternative"]), st.sampled_from(["b", "b1", '"a b"', ""]),
+                  st.booleans(), st.lists(children, max_size=4)).map(_multipart),
+        children.map(lambda inner: b"Content-Type: message/rfc822\n\n" + inner)), max_leaves=30)
+
+
+def _leaf(spec: tuple[str, str, list[bytes]]) -> bytes:
+    ctype, encoding, body = spec
+    head = f"Content-Type: {ctype}\n" + (f"Content-Transfer-Encoding: {encoding}\n" if encoding else "")
+    return head.encode() + b"\n" + b"".join(body)
+
+
+def _multipart(spec: tuple[str, str, bool, list[bytes]]) -> bytes:
+    subtype, boundary, closed, parts = spec
+    param = f"; boundary={boundary}" if boundary else ""
+    delimiter = b"--" + boundary.strip('"').encode()
+    body = b"".join(delimiter + b"\n" + part + b"\n" for part in parts) + (delimiter + b"--\n" if closed else b"")
+    return f"Content-Type: multipart/{subtype}{param}; report-type=delivery-status\n\n".encode() + body
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tree=_mime_tree(), depth=st.integers(min_value=0, max_value=3000))
+def test_mime_trees_of_any_shape_and_depth_never_raise(tree, depth):
+    report = read(_nested(depth) + tree if depth else b"From: MAILER-DAEMON@mx.example\n" + tree)
+    assert report.kind in KINDS
+    for recipient in report.recipients:
+        assert "@" in recipient.address or report.kind == "auto_reply"

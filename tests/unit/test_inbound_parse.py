@@ -1,6 +1,7 @@
 import os
 
 from postbote.inbound import parse_report
+from postbote.inbound.meaning import classify_recipient
 from tests.support.reports import arf, dsn, prose_bounce
 
 
@@ -34,3 +35,70 @@ def test_garbage_is_unreadable_not_an_exception():
     for raw in (b"", os.urandom(5000), b"\x00\xff" * 100, b"Content-Type: multipart/report; report-type=delivery-status\r\n\r\n--",
                 b"Subject: hello\r\n\r\njust a note"):
         assert parse_report(raw).kind == "unreadable"
+
+
+# --- reports as real MTAs write them ------------------------------------------------------------
+
+def _report(status_part: str, notice: str = "This message could not be delivered.", **headers: str) -> bytes:
+    head = {"From": "Mail Delivery <mailer-daemon@mx.kunde.test>", "To": "bounce@platform.test",
+            "Subject": "Delivery Status Notification", **headers}
+    lines = [f"{k}: {v}" for k, v in head.items()]
+    return ("\n".join(lines) + '\nContent-Type: multipart/report; report-type=delivery-status; boundary="q"\n\n'
+            f"--q\nContent-Type: text/plain\n\n{notice}\n--q\nContent-Type: message/delivery-status\n\n"
+            f"{status_part}\n--q--\n").encode()
+
+
+def test_fields_written_before_the_recipient_field_belong_to_that_recipient():
+    """RFC 3464 §2.3 puts Final-Recipient first; some MTAs write Action, Status or Diagnostic-Code
+    before it, and Original-Recipient after: still one recipient, with its own fields."""
+    report = parse_report(_report(
+        "Reporting-MTA: dns; mx.kunde.test\n\n"
+        "Diagnostic-Code: smtp; 550 5.1.1 Recipient address does not exist\nStatus: 5.1.1\n"
+        "Final-Recipient: rfc822; anna@kunde.test\nAction: failed\n\n"
+        "Action: failed\nFinal-Recipient: rfc822; ben@kunde.test\nOriginal-Recipient: rfc822; ben@kunde.test\n"
+        "Diagnostic-Code: smtp; 452 4.2.2 Mailbox full\nStatus: 4.2.2\n"))
+    assert [(r.address, r.action, r.status) for r in report.recipients] == [
+        ("anna@kunde.test", "failed", "5.1.1"), ("ben@kunde.test", "failed", "4.2.2")]
+    assert "does not exist" in report.recipients[0].diagnostic
+
+
+def test_a_delivery_report_whose_status_part_is_empty_is_read_as_prose():
+    """RFC 6522 §3: multipart/report with report-type=delivery-status is a bounce, whatever its
+    subject and sender say."""
+    raw = _report("Reporting-MTA: dns; mx.kunde.test\n\nMessage removed",
+                  notice="A message could not be delivered to:\nanna@kunde.test\nL'adresse n'existe pas.",
+                  From="annuaire@kunde.test", Subject="Utilisateur non recensé")
+    report = parse_report(raw)
+    assert report.kind == "bounce"
+    assert [r.address for r in report.recipients] == ["anna@kunde.test"]
+
+
+def test_the_reason_sendmail_puts_in_the_subject_is_read():
+    raw = (b"From: Mail Delivery Subsystem <MAILER-DAEMON@mx.kunde.test>\nTo: bounce@platform.test\n"
+           b"Subject: Returned mail: User unknown\nContent-Type: text/plain\n\n"
+           b"----- The following addresses had permanent delivery errors -----\nanna@kunde.test\n")
+    [r] = parse_report(raw).recipients
+    assert r.address == "anna@kunde.test" and "User unknown" in r.diagnostic
+    assert classify_recipient(r).category.value == "invalid_recipient"
+
+
+def test_an_inline_original_after_an_original_message_line_is_not_the_notice():
+    raw = (b"From: MMSC NDR Administrator <sysadmin@mms.kunde.test>\nTo: bounce@platform.test\n"
+           b"Subject: Undeliverable Message\nContent-Type: text/plain\n\n"
+           b"Message could not be delivered to mobile.\nError: No valid recipients for this MM\n\n"
+           b"Original Message:\nFrom: HR <hr@platform.test>\nTo: 0151@mms.kunde.test\nSubject: Termin\n")
+    [r] = parse_report(raw).recipients
+    assert r.address == "0151@mms.kunde.test" and "No valid recipients" in r.diagnostic
+    assert classify_recipient(r).category.value == "invalid_recipient"
+
+
+def test_exchange_x400_addresses_and_version_numbers_in_prose():
+    raw = (b"From: System Administrator <postmaster@ex.kunde.test>\nTo: bounce@platform.test\n"
+           b"Subject: Undeliverable: Termin\nContent-Type: text/plain\n\n"
+           b"Your message did not reach some or all of the intended recipients.\n"
+           b"The following recipient(s) could not be reached:\n\n"
+           b"c=DE;a= ;p=KUNDE;o=Zentrale;dda:SMTP=anna@kunde.test; on 4.10.2024\n"
+           b"    The recipient name is not recognized (GroupWise 6.5.2.0.12)\n")
+    [r] = parse_report(raw).recipients
+    assert r.address == "anna@kunde.test"
+    assert r.status is not None and r.status[0] == "5"  # 2.0.12 is part of a version, not a status

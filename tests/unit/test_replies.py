@@ -137,6 +137,12 @@ def test_the_enhanced_code_s_subject_outranks_the_reply_code_s_class(text, categ
     ("550 Rechazado: correo no deseado", "spam_content"),
     ("550 Domaine inexistant", "host_unknown"),
     ("550 Dominio inexistente", "host_unknown"),
+    ("550 Nonexistent domain kunde.test", "host_unknown"),
+    ("554 Your IP address 192.0.2.1 has been blocked", "blocklisted"),
+    ("554 Adresse IP 192.0.2.1 bloquée", "blocklisted"),
+    ("500 Line limit exceeded", "message_too_large"),
+    ("554 Message not delivered within 2 days", "expired"),
+    ("554 Maximum retry time exceeded", "expired"),
 ])
 def test_wording_families_across_languages(text, category):
     """The same meaning in the languages receivers answer in, not one provider's sentence."""

@@ -24,6 +24,7 @@ ACTIONS = ("failed", "delayed", "delivered", "relayed", "expanded")  # RFC 3464 
 @dataclass(slots=True)
 class Block:
     fields: dict[str, str] = field(default_factory=dict)
+    early: frozenset[str] = frozenset()  # fields written before the recipient field that began the block
 
     def address(self) -> str | None:
         """Whom the block is about: the address as sent (Original-Recipient, RFC 3461 ORCPT), else
@@ -41,31 +42,53 @@ def has_fields(text: str) -> bool:
 
 
 def blocks(text: str) -> list[Block]:
-    """The per-recipient blocks of a delivery-status text, in order."""
+    """The per-recipient blocks of a delivery-status text, in order.
+
+    RFC 3464 §2.1 separates the groups of fields by blank lines and §2.3 starts a recipient's group
+    with its recipient fields, but some MTAs write Status or Diagnostic-Code before
+    Final-Recipient. So the fields of a group that come before its recipient field wait in
+    ``pending`` and join the block that field starts; when no recipient field follows, they
+    belong to the block before."""
     result: list[Block] = []
     current: Block | None = None
+    pending: dict[str, str] = {}
+    target: dict[str, str] | None = None  # where the last field went, for its folded lines
     last: str | None = None
+    fresh = True  # at the start of a group of fields (after a blank line)
     for line in lines(text):
         if line.startswith(">"):  # a report quoted in a forwarded message
             line = line.lstrip(">")[1:] if line.lstrip(">").startswith(" ") else line.lstrip(">")
-        if line[:1] in (" ", "\t") and last and current is not None:
-            if len(current.fields[last]) < 4000:
-                current.fields[last] += " " + line.strip()
+        if not line.strip():
+            _settle(current, pending)
+            fresh, last = True, None
+            continue
+        if line[:1] in (" ", "\t") and last and target is not None:
+            if len(target[last]) < 4000:
+                target[last] += " " + line.strip()
             continue
         name, colon, value = line.partition(":")
         name = name.strip().lower()
         last = None
         if not colon or name not in _FIELDS:
             continue
-        if name in _RECIPIENT_FIELDS and (current is None or _starts_new(current, name)):
-            current = Block()
+        if name in _RECIPIENT_FIELDS and (current is None or pending or _starts_new(current, name)):
+            current = Block(pending, frozenset(pending))
             result.append(current)
-        if current is None:
-            continue  # a per-message field before the first recipient
-        if name not in current.fields:
-            current.fields[name] = value.strip()
+            pending, fresh = {}, False
+        target = pending if current is None or (fresh and name not in _RECIPIENT_FIELDS) else current.fields
+        if name not in target:
+            target[name] = value.strip()
             last = name
+    _settle(current, pending)
     return [b for b in result if b.address() or b.fields.get("action") or b.fields.get("status")]
+
+
+def _settle(current: Block | None, pending: dict[str, str]) -> None:
+    """Fields of a group that no recipient field followed belong to the block before."""
+    if current is not None:
+        for name, value in pending.items():
+            current.fields.setdefault(name, value)
+    pending.clear()
 
 
 def _starts_new(current: Block, name: str) -> bool:
@@ -73,7 +96,8 @@ def _starts_new(current: Block, name: str) -> bool:
         return True
     # Postfix writes Final- before Original-Recipient, RFC 3464 the other way round; either way the
     # block's own fields (Action, Status) come after both, and X-Actual-Recipient may follow them.
-    return name != "x-actual-recipient" and ("action" in current.fields or "status" in current.fields)
+    later = [f for f in ("action", "status") if f in current.fields and f not in current.early]
+    return name != "x-actual-recipient" and bool(later)
 
 
 def action_of(block: Block, status: str | None) -> str:

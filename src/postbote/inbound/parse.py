@@ -12,7 +12,7 @@ from .arf import read_complaint
 from .autoreply import is_auto_reply
 from .mime import Entity, read_message
 from .ses import read_notification
-from .prose import looks_like_bounce, notice_text, read_prose
+from .prose import looks_like_bounce, notice_text, read_prose, subject_reason
 from .text import addresses, squash
 
 # Report kinds: dsn, complaint, bounce (prose), auto_reply (RFC 3834), unreadable.
@@ -95,7 +95,8 @@ def _from_status_fields(message: Entity) -> list[RecipientStatus]:
     if recipients and not any(r.diagnostic for r in recipients) and len(recipients) == 1:
         # Some MTAs leave Diagnostic-Code out and say it in the human-readable part only.
         r = recipients[0]
-        recipients = [RecipientStatus(r.address, r.action, r.status, squash(notice_text(message), 600))]
+        notice = f"{notice_text(message)}\n{subject_reason(message)}"
+        recipients = [RecipientStatus(r.address, r.action, r.status, squash(notice, 600))]
     return recipients
 
 

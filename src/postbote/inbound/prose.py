@@ -18,7 +18,8 @@ from .text import addresses, lines, reply_code_in, squash, status_in
 _ORIGINAL = re.compile(
     r"^\s*(-{2,}|={2,}|\*{2,}|_{2,}).{0,40}(original|copy|returned|unsent|undelivered|rejected|headers?\b|message follows)|"
     r"^\s*(original message follows|below this line is a copy|this is a copy of the message|"
-    r"message headers? follows?|original message headers|the header of the original message)",
+    r"message headers? follows?|original message headers|the header of the original message|"
+    r"original message:?\s*$)",
     re.IGNORECASE)
 _HEADER_LINE = re.compile(r"^(received|return-path|message-id|dkim-signature|x-received|arc-seal):", re.IGNORECASE)
 # Lines that name the sender or the address an alias came from, not a failed recipient.
@@ -32,11 +33,14 @@ BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|delivery (status|failure|has failed|problem|notification|report)|failure notice|"
     r"returned mail|mail delivery failed|could not be delivered|delivery failed|non.?delivery|"
     r"nicht zustellbar|unzustellbar|non remis|non consegnat|no entregado|devuelto|mail failure|"
-    r"warning: could not send|delayed mail|not delivered|rejected|bounce|error|failed|"
+    r"warning: could not send|delayed mail|not delivered|rejected|bounce|error|failed|delivery warning|"
     r"配信|エラー|不達|返送", re.IGNORECASE)
 _DELAY = re.compile(r"will (keep|continue) (trying|to try)|will (be )?retr|not (yet )?been delivered|delayed|"
                     r"still trying|warning:|deferred", re.IGNORECASE)
 _QUOTES_REPLY = re.compile(r"^\s*(<<<\s*)?[245]\d\d[ -]|said:|reason:|\(#[245]\.\d", re.IGNORECASE)
+_SUBJECT_REASON = re.compile(r"returned mail:\s*(.{1,200})", re.IGNORECASE)
+_NO_REASON = re.compile(r"see transcript|^(returning message to sender|delivery failed)$", re.IGNORECASE)
+_DSN_REPORTS = ("delivery-status", "global-delivery-status")
 MAX_NOTICE = 64_000  # characters of notice text that are read
 
 
@@ -44,6 +48,8 @@ def looks_like_bounce(message: Entity) -> bool:
     sender = (addresses(message.get("from"), limit=1) or [""])[0]
     if _SYSTEM.match(sender) or message.get("x-failed-recipients"):
         return True
+    if message.content_type == "multipart/report" and message.params.get("report-type", "").lower() in _DSN_REPORTS:
+        return True  # RFC 6522 §3: a delivery report, even when its status part says nothing readable
     return bool(BOUNCE_SUBJECT.search(decode_words(message.get("subject"))))
 
 
@@ -94,8 +100,19 @@ def read_prose(message: Entity, original: Entity | None) -> list[tuple[str, str,
     for address, diagnostic in found:
         if len(found) == 1 and not (status_in(diagnostic) or reply_code_in(diagnostic)):
             diagnostic = _with_replies(diagnostic, notice)
+            if not (status_in(diagnostic) or reply_code_in(diagnostic)):
+                diagnostic = f"{diagnostic}\n{subject_reason(message)}".strip()
         result.append(_recipient(address, squash(diagnostic), notice))
     return result
+
+
+def subject_reason(message: Entity) -> str:
+    """The reason sendmail and its kin put in the subject ("Returned mail: User unknown"), for a
+    notice whose own text gives none; a notice that only says "see transcript" gives nothing."""
+    subject = decode_words(message.get("subject"))
+    found = _SUBJECT_REASON.search(subject)
+    reason = found.group(1).strip() if found else ""
+    return "" if not reason or _NO_REASON.search(reason) else reason[:200]
 
 
 def _with_replies(block: str, notice: str) -> str:
@@ -163,6 +180,8 @@ def _recipients_in(notice: str, excluded: set[str]) -> list[tuple[str, str]]:
 
 def _recipient(address: str, diagnostic: str, notice: str) -> tuple[str, str, str | None, str]:
     status = status_in(diagnostic) or status_in(squash(notice, 4000))
+    if status and status[0] == "2":  # a version or serial number: a failure notice reports no success
+        status = None
     code = reply_code_in(diagnostic)
     delayed = bool(_DELAY.search(notice[:4000])) and not (status or str(code or "")).startswith("5")
     if status is None and code is not None:

@@ -35,6 +35,8 @@ def addresses(text: str, limit: int = 50) -> list[str]:
         while end < len(text) and end - at < 255 and text[end] in _DOMAIN:
             end += 1
         local, domain = text[start:at].strip(".'`=/"), text[at + 1:end].strip(".-:[]")
+        if local[:5].lower() == "smtp=":  # Exchange's X.400 form names the address "…;dda:SMTP=user@host"
+            local = local[5:]
         if local and "." in domain and not domain.startswith("."):
             address = f"{local}@{domain}".lower()
             if address not in found:
