@@ -102,3 +102,56 @@ class ReplyCategory(StrEnum):
     HOST_UNKNOWN = "host_unknown"  # the recipient's domain does not exist or accepts no mail: fix the domain
     MAILBOX_DISABLED = "mailbox_disabled"  # the mailbox exists but is switched off: ask for a current address
     EXPIRED = "expired"  # a relay tried for days and gave up: the address may be fine
+
+
+class MessageClass(StrEnum):
+    """Why a message is sent: a bulk unsubscribe stops bulk mail only (RFC 8058, Gmail/Yahoo 2024)."""
+
+    TRANSACTIONAL = "transactional"  # an interview invitation, a signature request, a password reset
+    BULK = "bulk"  # a mass mailing to candidates, a newsletter: carries one-click unsubscribe
+
+
+class EventType(StrEnum):
+    """The events of the HR platform a workflow can be triggered by."""
+
+    EMPLOYEE_CREATED = "employee.created"
+    EMPLOYEE_FIRST_DAY = "employee.first_day"
+    EMPLOYEE_BIRTHDAY = "employee.birthday"
+    ABSENCE_REQUESTED = "absence.requested"
+    ABSENCE_APPROVED = "absence.approved"
+    ABSENCE_REJECTED = "absence.rejected"
+    DOCUMENT_EXPIRING = "document.expiring"
+    CANDIDATE_APPLIED = "candidate.applied"
+    CANDIDATE_STAGE_CHANGED = "candidate.stage_changed"
+    CANDIDATE_REJECTED = "candidate.rejected"
+    INTERVIEW_SCHEDULED = "interview.scheduled"
+    OFFER_SENT = "offer.sent"
+    SIGNATURE_REQUESTED = "signature.requested"
+    SIGNATURE_REMINDER = "signature.reminder"
+    SIGNATURE_COMPLETED = "signature.completed"
+
+
+class Role(StrEnum):
+    """Whom an e-mail action writes to, resolved from the event's people."""
+
+    EMPLOYEE = "employee"
+    MANAGER = "manager"
+    CANDIDATE = "candidate"
+    HR_CONTACT = "hr_contact"
+    SIGNER = "signer"
+
+
+class Outcome(StrEnum):
+    """What a workflow did with one event, for one recipient (or why it did nothing)."""
+
+    SENT = "sent"  # a message was queued (or held by the sender policy)
+    NO_WORKFLOW = "no_workflow"
+    CONDITION_FALSE = "condition_false"
+    DELAYED = "delayed"  # waits until its time
+    RECIPIENT_WITHOUT_ADDRESS = "recipient_without_address"
+    RECIPIENT_SUPPRESSED = "recipient_suppressed"
+    RECIPIENT_REFUSED = "recipient_refused"  # syntax, domain, mail server
+    TEMPLATE_FAILED = "template_failed"  # rendered at save time, failed with this event's data
+    WOULD_SEND = "would_send"  # dry run
+    WORKFLOW_DISABLED = "workflow_disabled"  # disabled while its mail was waiting for its time
+    DELAY_FIELD_INVALID = "delay_field_invalid"  # the date a delay counts from is missing or no date

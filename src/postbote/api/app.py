@@ -25,6 +25,7 @@ from ..sending import send
 from ..tenants import Tenant, authenticate
 from ..views import accepted_json, message_json
 from .allowlist import add_allowlist_routes
+from .workflows import add_workflow_routes
 from .schemas import (
     AddressCheckRequest,
     DomainRequest,
@@ -145,6 +146,7 @@ def create_api(app: App) -> FastAPI:
         return {"address": address.lower(), "removed": True}
 
     add_allowlist_routes(api, app, tenant, _ERRORS)
+    add_workflow_routes(api, app, tenant, _ERRORS)
 
     @api.get("/v1/health")
     def health() -> dict:

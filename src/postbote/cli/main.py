@@ -81,6 +81,7 @@ def serve() -> None:
 
     from ..api import create_api
     from ..inbound import start_inbound
+    from ..workflows import Deps, send_due_forever
 
     with guarded() as app:
         app.check_store()
@@ -102,12 +103,13 @@ def serve() -> None:
                 console.print(f"Bounce receiver on {app.settings.INBOUND_LISTEN}.")
             serving = asyncio.create_task(server.serve())
             rechecking = asyncio.create_task(_recheck_domains(app, stop))
+            waiting = asyncio.create_task(send_due_forever(Deps(app.engine, app.settings, app.resolver), stop))
             stopping = asyncio.create_task(stop.wait())
             # Either a signal, or the API could not start (its port taken): stop both halves.
             await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
             server.should_exit = True
             stop.set()
-            await asyncio.gather(serving, delivering, rechecking)
+            await asyncio.gather(serving, delivering, rechecking, waiting)
             if inbound:
                 inbound.stop()
 
@@ -265,7 +267,10 @@ def main() -> None:
     from .domains import domain_cli, platform_cli
     from .inbound import inbound_cli
     from .recipients import address_cli, suppression_cli
+    from .workflows import event_cli, workflow_cli
 
+    cli.add_typer(event_cli, name="event")
+    cli.add_typer(workflow_cli, name="workflow")
     cli.add_typer(domain_cli, name="domain")
     cli.add_typer(platform_cli, name="platform")
     cli.add_typer(address_cli, name="address")

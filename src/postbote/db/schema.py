@@ -240,3 +240,88 @@ events = Table(
     Column("data", JSON, nullable=False),
     Index("ix_events_message_id", "message_id"),
 )
+
+# Workflows (workflows/): a workflow per tenant and trigger, every edit a new version; the events
+# that came in (with their idempotency key and the answer given); the messages each made; work
+# waiting for its time (delays).
+
+workflows = Table(
+    "workflows",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant_id", ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("trigger", String(64), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("version", Integer, nullable=False),  # the current version
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_workflows_tenant_trigger", "tenant_id", "trigger"),
+)
+
+workflow_versions = Table(
+    "workflow_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("workflow_id", ForeignKey("workflows.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("definition", JSON, nullable=False),  # trigger, conditions, delay, actions — as validated
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("workflow_id", "version"),
+)
+
+workflow_events = Table(
+    "workflow_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("tenant_id", ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("idempotency_key", String(200), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("payload", JSON, nullable=False),  # the event as posted (people, fields)
+    Column("answer", JSON),  # what the first post answered; NULL while it is being handled
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("tenant_id", "idempotency_key"),
+)
+
+workflow_messages = Table(
+    "workflow_messages",
+    metadata,
+    Column("message_id", ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("tenant_id", ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("workflow_id", ForeignKey("workflows.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("event_id", BigInteger),  # NULL for a test send without an event
+    Column("action", Integer, nullable=False),  # index of the e-mail action in the version
+    Column("role", String(32)),  # the recipient's role, NULL for a fixed address
+    Column("lang", String(8), nullable=False),
+    Column("message_class", String(16), nullable=False),  # transactional | bulk
+    Column("test", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_workflow_messages_workflow", "workflow_id", "version"),
+)
+
+workflow_jobs = Table(
+    "workflow_jobs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("tenant_id", ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", BigInteger, nullable=False),
+    Column("workflow_id", ForeignKey("workflows.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("action", Integer, nullable=False),
+    Column("recipient", Integer, nullable=False),  # index into the action's recipients
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("state", String(16), nullable=False),  # waiting | done | failed
+    Column("claimed_by", String(80)),
+    Column("outcome", JSON),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_workflow_jobs_due", "state", "due_at"),
+)
+
+workflow_tenant_settings = Table(
+    "workflow_tenant_settings",
+    metadata,
+    Column("tenant_id", ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
+    Column("fallback_language", String(8), nullable=False),
+)
