@@ -2,6 +2,7 @@
 
 from .claim import ClaimedDelivery, QueuedMessage, claim_due, load_messages, release
 from .enqueue import Outgoing, enqueue, enqueue_in
+from .group_commit import GroupCommit
 from .record import AttemptRecord, DeliveryUpdate, record_outcomes
 from .report import FeedbackCount, OutcomeCount, feedback_counts, outcome_counts
 from .status import MessageView, RecipientView, AttemptView, message_status, next_due_at, pending_count
@@ -19,6 +20,7 @@ __all__ = [
     "Outgoing",
     "enqueue",
     "enqueue_in",
+    "GroupCommit",
     "AttemptRecord",
     "DeliveryUpdate",
     "record_outcomes",
