@@ -23,7 +23,7 @@ from .queue import Outgoing, enqueue
 from .recipients import AddressCheck, check_addresses, check_syntax, find_many
 from .settings import Settings
 from .tenants import Tenant
-from .vocab import DeliveryState
+from .vocab import DeliveryState, MessageClass, SuppressionReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,7 @@ def vault_for(secret_key: str) -> KeyVault:
 
 
 def check_recipients(engine: Engine, settings: Settings, tenant: Tenant, recipients: list[str],
-                     resolver: Resolver) -> tuple[list[str], list[AddressCheck]]:
+                     resolver: Resolver, message_class: MessageClass | None = None) -> tuple[list[str], list[AddressCheck]]:
     """(the recipients that may be sent to, as "Name <address>"; the refused ones, with why).
     A line break anywhere refuses the whole message: that is an attack, not a typo."""
     if not recipients:
@@ -59,6 +59,9 @@ def check_recipients(engine: Engine, settings: Settings, tenant: Tenant, recipie
             parsed.append(check_syntax(text, settings))
     addresses = [p.address for p in parsed if isinstance(p, Mailbox)]
     suppressed = find_many(engine, tenant.id, addresses)
+    if message_class is MessageClass.TRANSACTIONAL:
+        # A bulk unsubscribe stops bulk mail only: the interview invitation still goes out.
+        suppressed = {a: s for a, s in suppressed.items() if s.reason != SuppressionReason.UNSUBSCRIBED.value}
     checks = iter(asyncio.run(check_addresses(addresses, settings, resolver, suppressed)) if addresses else [])
     accepted, refused = [], []
     for item in parsed:
@@ -78,7 +81,9 @@ def check_recipients(engine: Engine, settings: Settings, tenant: Tenant, recipie
 _PLATFORM_KEYS_READY: set[str] = set()  # stores whose platform keys exist: checked once per process
 
 
-def send(engine: Engine, settings: Settings, tenant: Tenant, draft: Draft, *, resolver: Resolver | None = None) -> Accepted:
+def send(engine: Engine, settings: Settings, tenant: Tenant, draft: Draft, *, resolver: Resolver | None = None,
+         message_class: MessageClass | None = None) -> Accepted:
+    """``message_class`` None: every suppression applies (mail through /v1/messages)."""
     vault = vault_for(settings.SECRET_KEY)
     store = engine.url.render_as_string(hide_password=True)
     if store not in _PLATFORM_KEYS_READY:
@@ -87,7 +92,7 @@ def send(engine: Engine, settings: Settings, tenant: Tenant, draft: Draft, *, re
     requested = parse_mailbox(draft.sender, field="sender")
     refuse_line_breaks("subject", draft.subject)  # an attack is refused before any DNS is asked
     resolver = resolver or Resolver(settings)
-    to, refused = check_recipients(engine, settings, tenant, list(draft.recipients), resolver)
+    to, refused = check_recipients(engine, settings, tenant, list(draft.recipients), resolver, message_class)
     draft = replace(draft, recipients=to)
     reply_to = parse_mailbox(draft.reply_to, field="reply-to") if draft.reply_to else None
     fresh = None

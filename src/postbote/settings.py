@@ -165,6 +165,10 @@ class Settings(BaseSettings):
     LANGUAGE: str = Field(
         "en", description="Default language of explanations: de, en or es."
     )
+    PUBLIC_URL: str = Field(
+        "", description="Base URL at which recipients reach the API, for one-click unsubscribe "
+        "links in bulk mail (RFC 8058: HTTPS); empty: https://<PLATFORM_DOMAIN>.",
+    )
     PARTNER_IPS: CommaList = Field(
         default_factory=list,
         description="IP addresses of partners that send mail in tenants' names (the "
@@ -270,6 +274,10 @@ class Settings(BaseSettings):
     @cached_property
     def nameservers(self) -> list[tuple[str, int]]:
         return [parse_host_port(entry, default_port=53) for entry in self.DNS_NAMESERVERS]
+
+    @cached_property
+    def public_url(self) -> str:
+        return (self.PUBLIC_URL or f"https://{self.PLATFORM_DOMAIN}").rstrip("/")
 
     @cached_property
     def api_host_port(self) -> tuple[str, int]:

@@ -313,3 +313,80 @@ def test_openapi_lists_the_workflow_endpoints(api):
             "/v1/workflows/{workflow_id}/preview", "/v1/workflows/{workflow_id}/test"} <= paths
 
 
+
+
+def bulk_workflow():
+    workflow = stage_workflow(domain=None, name="Talent newsletter", trigger="candidate.applied", conditions=[])
+    workflow["actions"][0]["class"] = "bulk"
+    return workflow
+
+
+def test_one_click_unsubscribe_stops_bulk_mail_only(api, smtp_port, dns_server, zone):
+    app = api.app_ref
+    api.post("/v1/workflows", json=bulk_workflow(), headers=auth(api))
+    api.post("/v1/workflows", json=stage_workflow(domain=None), headers=auth(api))  # transactional
+    applied = {**stage_event("a-1"), "type": "candidate.applied"}
+    assert api.post("/v1/events", json=applied, headers=auth(api)).json()["results"][0]["outcome"] == "sent"
+    with Receiver(MX1, smtp_port) as mx:
+        run_worker(app)
+    raw = mx.messages[0].data
+    message = email.message_from_bytes(raw)
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    https, mailto = [part.strip(" <>") for part in message["List-Unsubscribe"].replace("\r\n", "").split(",")]
+    assert https.startswith("https://platform.test/v1/unsubscribe/") and mailto.startswith("mailto:unsubscribe@")
+    signed = message["DKIM-Signature"].replace("\r\n", "").replace(" ", "").replace("\t", "")
+    assert "list-unsubscribe:list-unsubscribe-post" in signed  # RFC 8058 §4: covered by DKIM
+    publish_to_zone(zone, app)
+    host, port = dns_server.address.split(":")
+    assert dkim_verifies(raw, host, int(port))
+    assert not dkim_verifies(raw.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+                                         b"List-Unsubscribe-Post: List-Unsubscribe=One-Clack"), host, int(port))
+
+    path = https.removeprefix("https://platform.test")
+    page = api.get(path)
+    assert page.status_code == 200 and "lea@kandidaten.test" in page.text
+    assert api.get("/v1/suppressions", headers=auth(api)).json() == []  # a GET changes nothing
+    done = api.post(path, content=b"List-Unsubscribe=One-Click",
+                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert done.status_code == 200 and done.json() == {"address": "lea@kandidaten.test", "unsubscribed": True}
+    [entry] = api.get("/v1/suppressions", headers=auth(api)).json()
+    assert (entry["address"], entry["reason"]) == ("lea@kandidaten.test", "unsubscribed")
+    assert api.get("/v1/suppressions", headers=auth(api, "globex")).json() == []  # for that tenant only
+
+    again = api.post("/v1/events", json={**stage_event("a-2"), "type": "candidate.applied"}, headers=auth(api)).json()
+    assert [r["outcome"] for r in again["results"]] == ["recipient_suppressed"]  # bulk refused at entry
+    invitation = api.post("/v1/events", json=stage_event("s-1"), headers=auth(api)).json()
+    assert [r["outcome"] for r in invitation["results"]] == ["sent"]  # transactional unaffected
+    with Receiver(MX1, smtp_port) as mx:
+        run_worker(app)
+    assert len(mx.messages) == 1 and "List-Unsubscribe" not in email.message_from_bytes(mx.messages[0].data)
+
+
+def test_a_forged_or_altered_unsubscribe_link_changes_nothing(api):
+    from postbote.workflows import Unsubscribe, make_token
+
+    app = api.app_ref
+    genuine = make_token(app.settings.SECRET_KEY, Unsubscribe(1, "lea@kandidaten.test", 1))
+    body, mac = genuine.split(".")
+    other_body = make_token(app.settings.SECRET_KEY, Unsubscribe(1, "max@kandidaten.test", 1)).split(".")[0]
+    forged_key = make_token("not-the-platform-key", Unsubscribe(1, "lea@kandidaten.test", 1))
+    flipped = body[:-2] + ("A" if body[-2] != "A" else "B") + body[-1]
+    for token in (f"{other_body}.{mac}", forged_key, f"{flipped}.{mac}", f"{body}.{mac[:-1]}", body, "x" * 700):
+        answer = api.post(f"/v1/unsubscribe/{token}")
+        assert answer.status_code == 404 and answer.json()["error"]["code"] == "unsubscribe_link_invalid", token
+        assert api.get(f"/v1/unsubscribe/{token}").status_code == 404
+    assert api.get("/v1/suppressions", headers=auth(api)).json() == []
+
+
+def test_an_unsubscribe_never_weakens_a_hard_bounce(api):
+    from postbote.workflows import Unsubscribe, make_token
+
+    app = api.app_ref
+    api.post("/v1/suppressions", json={"address": "lea@kandidaten.test", "reason": "hard_bounce"}, headers=auth(api))
+    token = make_token(app.settings.SECRET_KEY, Unsubscribe(1, "lea@kandidaten.test", 1))
+    assert api.post(f"/v1/unsubscribe/{token}").status_code == 200
+    [entry] = api.get("/v1/suppressions", headers=auth(api)).json()
+    assert entry["reason"] == "hard_bounce"
+    api.post("/v1/workflows", json=stage_workflow(domain=None), headers=auth(api))
+    invitation = api.post("/v1/events", json=stage_event("s-2"), headers=auth(api)).json()
+    assert [r["outcome"] for r in invitation["results"]] == ["recipient_suppressed"]

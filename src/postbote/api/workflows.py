@@ -4,9 +4,11 @@ tenant's workflow or event answers 404, as if absent."""
 
 from __future__ import annotations
 
+import html
 from typing import Any, Callable
 
 from fastapi import Depends, FastAPI
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..app import App
@@ -25,7 +27,7 @@ from ..workflows import (
     verdicts,
 )
 from ..workflows import fallback_language as get_fallback
-from ..workflows import get_workflow
+from ..workflows import get_workflow, read_token, unsubscribe
 
 
 class Person(BaseModel):
@@ -87,6 +89,12 @@ def _event(body: EventRequest | None) -> dict[str, Any] | None:
     data = body.model_dump(exclude={"dry_run"})
     data["people"] = {role: {k: v for k, v in p.items() if v is not None} for role, p in data["people"].items()}
     return {k: v for k, v in data.items() if v is not None}
+
+
+_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Unsubscribe</title></head><body>
+<form method="post" action="/v1/unsubscribe/{token}"><input type="hidden" name="List-Unsubscribe" value="One-Click">
+<p>Stop mailings to {address}? / Keine Rundschreiben mehr an {address}? / ¿No más envíos a {address}?</p>
+<button type="submit">Unsubscribe · Abmelden · Darse de baja</button></form></body></html>"""
 
 
 def add_workflow_routes(api: FastAPI, app: App, tenant: Callable[..., Tenant], errors: dict) -> None:
@@ -160,6 +168,21 @@ def add_workflow_routes(api: FastAPI, app: App, tenant: Callable[..., Tenant], e
     async def post_test(workflow_id: int, body: TestSendRequest, who: Tenant = Depends(tenant)) -> dict:
         """Send each action once to `to` only, the subject marked `[TEST]`, recorded as a test."""
         return await test_send(deps(), who, workflow_id, body.to, event_data=_event(body.event), lang=body.lang)
+
+    @api.post("/v1/unsubscribe/{token}", responses=errors, tags=["unsubscribe"])
+    def post_unsubscribe(token: str) -> dict:
+        """RFC 8058 one-click unsubscribe: the link from a bulk message's `List-Unsubscribe`
+        header. No API key: the link's signature is the authority. Suppresses the address for the
+        sending tenant with reason `unsubscribed` (bulk mail only). A forged or altered link
+        answers 404 `unsubscribe_link_invalid` and changes nothing."""
+        item = unsubscribe(app.engine, app.settings.SECRET_KEY, token)
+        return {"address": item.address, "unsubscribed": True}
+
+    @api.get("/v1/unsubscribe/{token}", response_class=HTMLResponse, responses=errors, tags=["unsubscribe"])
+    def get_unsubscribe(token: str) -> HTMLResponse:
+        """A page with the unsubscribe button; a GET changes nothing (mail scanners follow links)."""
+        item = read_token(app.settings.SECRET_KEY, token)
+        return HTMLResponse(_PAGE.format(address=html.escape(item.address), token=html.escape(token, quote=True)))
 
     @api.get("/v1/workflow-settings", responses=errors)
     def get_settings(who: Tenant = Depends(tenant)) -> dict:

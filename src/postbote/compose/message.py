@@ -26,6 +26,7 @@ class Draft:
     text: str
     html: str | None = None
     reply_to: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # further fields, e.g. List-Unsubscribe (RFC 8058)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,9 @@ def compose(draft: Draft, *, id_domain: str, message_id: str | None = None) -> C
         mime.header("Date", format_datetime(utcnow())),
         mime.header("Message-ID", message_id_header),
     ]
+    for name, value in draft.headers:
+        _check_extra(name, value)
+        headers.append(mime.header(name, value))
     raw = mime.render(headers, draft.text or " ", draft.html or None)
     return ComposedMessage(
         id=id_,
@@ -78,6 +82,16 @@ def compose(draft: Draft, *, id_domain: str, message_id: str | None = None) -> C
         message_id_header=message_id_header,
         raw=raw,
     )
+
+
+_EXTRA_ALLOWED = {"list-unsubscribe", "list-unsubscribe-post", "list-id", "x-postbote-test"}
+
+
+def _check_extra(name: str, value: str) -> None:
+    # Only fields Postbote itself adds: a caller must never set From, To, Bcc or another field twice.
+    if name.lower() not in _EXTRA_ALLOWED:
+        raise InvalidMessageError(f"The header field {name!r} cannot be set.")
+    refuse_line_breaks(name, value)
 
 
 def _unique_recipients(addresses: list[str]) -> tuple[Mailbox, ...]:

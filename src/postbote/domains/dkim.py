@@ -18,7 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 # Signed in this order; From is listed twice so that a second From added on the way breaks the
 # signature (RFC 6376 §8.15, "over-signing").
 SIGNED_HEADERS = ("from", "from", "reply-to", "to", "cc", "subject", "date", "message-id",
-                  "mime-version", "content-type", "content-transfer-encoding")
+                  "mime-version", "content-type", "content-transfer-encoding",
+                  "list-unsubscribe", "list-unsubscribe-post")  # RFC 8058 §4: both must be signed
 _WSP = re.compile(rb"[ \t]+")
 _TRAILING_WSP = re.compile(rb"[ \t]+\r\n")
 

@@ -18,11 +18,12 @@ from .store import (
     set_fallback_language,
 )
 from .templates import TemplateError, render
+from .unsubscribe import Unsubscribe, make_token, read_token, unsubscribe
 
 __all__ = [
     "Deps", "Result", "run_action", "Condition", "ConditionError", "parse_conditions", "Action", "Definition",
     "DefinitionError", "parse_definition", "due_at", "run_due", "send_due_forever", "Event", "EventError", "load_event", "parse_event",
     "handle_event", "preview", "save_workflow", "test_send", "verdicts", "SenderVerdict", "sender_verdict",
     "Workflow", "fallback_language", "get_workflow", "list_versions", "list_workflows", "set_enabled",
-    "set_fallback_language", "TemplateError", "render",
+    "set_fallback_language", "TemplateError", "render", "Unsubscribe", "make_token", "read_token", "unsubscribe",
 ]

@@ -18,12 +18,13 @@ from ..errors import InputError
 from ..sending import send
 from ..settings import Settings
 from ..tenants import Tenant
-from ..vocab import Outcome
+from ..vocab import MessageClass, Outcome
 from .definition import Action, Recipient
 from .events import Event
 from .sender import sender_address
 from .store import Workflow
 from .templates import TemplateError, render
+from .unsubscribe import Unsubscribe, headers, make_token
 
 TEST_PREFIX = "[TEST] "
 
@@ -149,10 +150,14 @@ async def run_action(deps: Deps, tenant: Tenant, workflow: Workflow, action_inde
                       sender=sender, preview=rendered)
     subject = TEST_PREFIX + rendered.subject if test_to is not None else rendered.subject
     to = str(parse_mailbox(person.address, field="recipient").address)
+    extra: tuple[tuple[str, str], ...] = (("X-Postbote-Test", "yes"),) if test_to is not None else ()
+    if action.message_class is MessageClass.BULK:
+        extra += unsubscribe_headers(deps.settings, tenant.id, to, workflow.id)
     draft = Draft(sender=sender, recipients=[_named(person.name, to)], subject=subject, text=rendered.text or " ",
-                  html=rendered.html)
+                  html=rendered.html, headers=extra)
     try:
-        accepted = await asyncio.to_thread(send, deps.engine, deps.settings, tenant, draft, resolver=deps.resolver)
+        accepted = await asyncio.to_thread(send, deps.engine, deps.settings, tenant, draft, resolver=deps.resolver,
+                                           message_class=action.message_class)
     except InputError as exc:
         details = exc.details or []
         reasons = {d.get("reason") for d in details if isinstance(d, dict)}
@@ -164,6 +169,12 @@ async def run_action(deps: Deps, tenant: Tenant, workflow: Workflow, action_inde
     (address, state), = accepted.recipients
     return Result(**base, outcome=Outcome.SENT, recipient=address, lang=rendered.lang, message_id=accepted.id,
                   state=state.value, sender=accepted.sender, sender_note=accepted.sender_note, test=test_to is not None)
+
+
+def unsubscribe_headers(settings: Settings, tenant_id: int, address: str, workflow_id: int) -> tuple[tuple[str, str], ...]:
+    """RFC 8058 fields for one recipient's bulk copy: a signed HTTPS link and a mailto."""
+    token = make_token(settings.SECRET_KEY, Unsubscribe(tenant_id, address, workflow_id))
+    return headers(f"{settings.public_url}/v1/unsubscribe/{token}", f"unsubscribe@{settings.return_path_host}")
 
 
 def _named(name: str, address: str) -> str:
