@@ -102,3 +102,55 @@ def test_exchange_x400_addresses_and_version_numbers_in_prose():
     [r] = parse_report(raw).recipients
     assert r.address == "anna@kunde.test"
     assert r.status is not None and r.status[0] == "5"  # 2.0.12 is part of a version, not a status
+
+
+def test_a_quoted_to_header_of_the_original_names_no_failed_recipient():
+    """Exchange and webmail notices quote the original's To: (a list, or all its recipients) above
+    or below their own list of failed recipients; only the latter failed."""
+    raw = (b"From: System Administrator <postmaster@ex.kunde.test>\nTo: bounce@platform.test\n"
+           b"Subject: Undeliverable: Termin\nContent-Type: text/plain\n\n"
+           b"Your message\n\n  To:      team@kunde.test\n  Subject: Termin\n\n"
+           b"did not reach the following recipient(s):\n\nanna@kunde.test on 4.10.2024\n"
+           b"    The recipient name is not recognized\n")
+    assert [r.address for r in parse_report(raw).recipients] == ["anna@kunde.test"]
+    details = (b"From: Mail Delivery System <mailer-daemon@mx.kunde.test>\nTo: bounce@platform.test\n"
+               b"Subject: Delivery failure\nContent-Type: text/plain\n\n"
+               b"Delivery has failed to these recipients or distribution lists:\n\n"
+               b"\t* [anna@kunde.test]: 550 anna@kunde.test...User account is overquota\n\n"
+               b"Original message details:\n\n\t* From: hr@platform.test\n\t* To: ben@kunde.test\n")
+    [r] = parse_report(details).recipients
+    assert r.address == "anna@kunde.test" and classify_recipient(r).category.value == "mailbox_full"
+
+
+def test_a_reply_code_followed_by_a_comma_gives_the_status_class():
+    raw = (b"From: Mail Delivery System <mailer-daemon@mx.kunde.test>\nTo: bounce@platform.test\n"
+           b"Subject: Undelivered Mail\nContent-Type: text/plain\n\n"
+           b"A message that you sent could not be delivered to one or more of its recipients.\n\n"
+           b"anna@kunde.test Error, ERROR_CODE :421, ERROR_CODE :, Host not reachable.\n")
+    [r] = parse_report(raw).recipients
+    assert r.status == "4.0.0"
+
+
+def test_a_status_part_in_iso_2022_jp_without_a_charset_is_decoded():
+    """RFC 1468 text shows itself by its escape sequences; Japanese MTAs leave the charset out."""
+    diagnostic = "ユーザーは見つかりません".encode("iso-2022-jp")
+    raw = _report("Reporting-MTA: dns; mx.kunde.test\n\nFinal-Recipient: rfc822; anna@kunde.test\nAction: failed\n"
+                  "Status: 5.0.0\nDiagnostic-Code: X-Notes; ").replace(b"X-Notes; ", b"X-Notes; " + diagnostic)
+    [r] = parse_report(raw).recipients
+    assert r.diagnostic == "ユーザーは見つかりません"
+
+
+def test_a_notice_that_gave_up_reports_a_failure_even_with_a_transient_code():
+    """qmail's "I'm not going to try again" after a 4.x.x is an expiry (RFC 3464 §2.3.3), while
+    Exim's warning that it "will give up" eventually is still a delay."""
+    def notice(text: bytes) -> bytes:
+        return (b"From: MAILER-DAEMON@mx.kunde.test\nTo: bounce@platform.test\nSubject: failure notice\n"
+                b"Content-Type: text/plain\n\n" + text)
+    [gave_up] = parse_report(notice(b"<anna@kunde.test>:\nSorry, I wasn't able to establish an SMTP connection. "
+                                    b"(#4.4.1)\nI'm not going to try again; this message has been in the queue too long.\n")).recipients
+    assert (gave_up.action, gave_up.status) == ("failed", "4.4.1")
+    assert classify_recipient(gave_up).category.value == "expired"
+    [warning] = parse_report(notice(b"This message has not yet been delivered.\n  anna@kunde.test\n    retry time not "
+                                    b"reached (#4.4.1)\nNo action is required on your part. Delivery attempts will "
+                                    b"continue; eventually the mail delivery software will give up.\n")).recipients
+    assert warning.action == "delayed"

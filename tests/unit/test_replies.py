@@ -143,6 +143,11 @@ def test_the_enhanced_code_s_subject_outranks_the_reply_code_s_class(text, categ
     ("500 Line limit exceeded", "message_too_large"),
     ("554 Message not delivered within 2 days", "expired"),
     ("554 Maximum retry time exceeded", "expired"),
+    ("550-Please turn on SMTP Authentication in your mail client.", "auth_failure"),
+    ("553 mail.kunde.test does not exist", "host_unknown"),
+    # RFC 5321 §3.3: refused at MAIL FROM, so the words are about the sender, not a recipient.
+    ("553 5.1.0 <hr@platform.test>: user does not exist (SMTP error from remote mail server after MAIL FROM:<hr@platform.test>)",
+     "auth_failure"),
 ])
 def test_wording_families_across_languages(text, category):
     """The same meaning in the languages receivers answer in, not one provider's sentence."""
@@ -234,3 +239,9 @@ def test_a_reply_named_wait_and_the_provider_by_mx_host():
     result = classify(Reply.parse("451 4.7.1 Too many connections, try again in 5 minutes"), "mx1.example")
     assert (result.category, result.retry_after, result.provider) == (ReplyCategory.RATE_LIMITED, 300, None)
     assert classify(Reply.parse("550 5.1.1 user unknown"), "MX00.T-ONLINE.DE.").provider == "t-online"
+
+
+def test_a_refusal_for_spam_that_advises_spf_is_one_for_spam():
+    text = ("550 5.7.1 Your email to group team@kunde.test was rejected due to spam classification. To address this "
+            "issue: set up SPF records for your sending domain. https://support.google.com/a/answer/175365")
+    assert classify(Reply.parse(text)).category.value == "spam_content"

@@ -184,8 +184,15 @@ def decode_body(body: str, encoding: str, charset: str | None) -> str:
     return decode_bytes(data, charset)
 
 
+# ISO-2022-JP (RFC 1468) shows itself by its escape sequences; Japanese MTAs often omit or misstate
+# the charset of a 7-bit part that uses it.
+_JIS_ESCAPES = (b"\x1b$B", b"\x1b$@", b"\x1b(J")
+
+
 def decode_bytes(data: bytes, charset: str | None) -> str:
     charset = (charset or "utf-8").strip().strip('"').lower()
+    if charset in ("utf-8", "us-ascii", "ascii", "iso-8859-1", "latin-1") and any(e in data for e in _JIS_ESCAPES):
+        charset = "iso-2022-jp"
     try:
         codecs.lookup(charset)
     except LookupError:

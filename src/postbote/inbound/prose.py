@@ -19,7 +19,7 @@ _ORIGINAL = re.compile(
     r"^\s*(-{2,}|={2,}|\*{2,}|_{2,}).{0,40}(original|copy|returned|unsent|undelivered|rejected|headers?\b|message follows)|"
     r"^\s*(original message follows|below this line is a copy|this is a copy of the message|"
     r"message headers? follows?|original message headers|the header of the original message|"
-    r"original message:?\s*$)",
+    r"original message:?\s*$|original message (details|as received|information))",
     re.IGNORECASE)
 _HEADER_LINE = re.compile(r"^(received|return-path|message-id|dkim-signature|x-received|arc-seal):", re.IGNORECASE)
 # Lines that name the sender or the address an alias came from, not a failed recipient.
@@ -37,9 +37,15 @@ BOUNCE_SUBJECT = re.compile(
     r"配信|エラー|不達|返送", re.IGNORECASE)
 _DELAY = re.compile(r"will (keep|continue) (trying|to try)|will (be )?retr|not (yet )?been delivered|delayed|"
                     r"still trying|warning:|deferred", re.IGNORECASE)
+# The reporting system says it stopped trying: a failure, whatever the class of the last answer
+# (RFC 3464 §2.3.3 "failed" with a transient status is an expiry, RFC 3463 §3.1).
+_GAVE_UP = re.compile(r"not going to try again|(?<!will )(giving|gave|give) up|will not (be )?(retried|retry|try)|"
+                      r"no (more|further) (attempts|retries)|permanent (fatal )?(error|failure)|in the queue too long|"
+                      r"retry timeout exceeded|failing for a long time", re.IGNORECASE)
 _QUOTES_REPLY = re.compile(r"^\s*(<<<\s*)?[245]\d\d[ -]|said:|reason:|\(#[245]\.\d", re.IGNORECASE)
 _SUBJECT_REASON = re.compile(r"returned mail:\s*(.{1,200})", re.IGNORECASE)
 _NO_REASON = re.compile(r"see transcript|^(returning message to sender|delivery failed)$", re.IGNORECASE)
+_QUOTED_HEADER = re.compile(r"^\s*[*>-]?\s*(to|cc)\s*:", re.IGNORECASE)
 _DSN_REPORTS = ("delivery-status", "global-delivery-status")
 MAX_NOTICE = 64_000  # characters of notice text that are read
 
@@ -161,6 +167,14 @@ def lowered_end(lowered: str, address: str, start: int) -> int:
 
 
 def _recipients_in(notice: str, excluded: set[str]) -> list[tuple[str, str]]:
+    found = _listed_recipients(notice, excluded)
+    # A quoted "To:" or "Cc:" of the original names everyone it was sent to; when the notice lists
+    # failed recipients of its own, those are the ones that failed.
+    own = [(a, text) for a, text in found if not _QUOTED_HEADER.match(text.split("\n", 1)[0])]
+    return own or found
+
+
+def _listed_recipients(notice: str, excluded: set[str]) -> list[tuple[str, str]]:
     found: list[tuple[str, list[str]]] = []
     # An address the notice names as the sender's or as a help desk is none anywhere in it.
     excluded = excluded | {a for line in lines(notice) if _NOT_RECIPIENT_ANYWHERE.search(line) for a in addresses(line)}
@@ -186,5 +200,6 @@ def _recipient(address: str, diagnostic: str, notice: str) -> tuple[str, str, st
     delayed = bool(_DELAY.search(notice[:4000])) and not (status or str(code or "")).startswith("5")
     if status is None and code is not None:
         status = f"{str(code)[0]}.0.0"
-    action = "delayed" if delayed or (status or "").startswith("4") else "failed"
+    transient = delayed or (status or "").startswith("4")
+    action = "delayed" if transient and not _GAVE_UP.search(notice[:4000]) else "failed"
     return address, action, status or ("4.0.0" if action == "delayed" else "5.0.0"), diagnostic

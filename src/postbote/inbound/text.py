@@ -16,7 +16,7 @@ _DOMAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456
 # RFC 3463 §2 enhanced status code, not part of a longer dotted number (an IP, a version).
 STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d]|\.\d)")
 # An SMTP reply code at a word start, followed by a space, a dash or the end (RFC 5321 §4.2).
-REPLY_CODE = re.compile(r"(?<![\w.#-])([245][0-5]\d)(?=[ -]|$)")
+REPLY_CODE = re.compile(r"(?<![\w.#-])([245][0-5]\d)(?=[ ,;-]|$)")
 
 
 def lines(text: str) -> list[str]:
