@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from .db import open_engine, require_current
 from .delivery import Worker
 from .dns import Resolver
+from .queue import GroupCommit
 from .settings import Settings, load_settings
 
 
@@ -29,6 +30,11 @@ class App:
     def resolver(self) -> Resolver:
         return Resolver(self.settings)
 
+    @cached_property
+    def acceptor(self) -> GroupCommit:
+        """The group commit that the API's acceptance writes through (see queue/group_commit.py)."""
+        return GroupCommit(self.engine)
+
     def check_store(self) -> None:
         require_current(self.engine)
 
@@ -36,5 +42,7 @@ class App:
         return Worker(self.settings, self.engine, self.resolver, owner=owner)
 
     def close(self) -> None:
+        if "acceptor" in self.__dict__:
+            self.acceptor.close()
         if "engine" in self.__dict__:
             self.engine.dispose()

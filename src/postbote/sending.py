@@ -9,6 +9,8 @@ processes that accept mail instead of the one event loop that delivers it."""
 from __future__ import annotations
 
 import asyncio
+
+import anyio.from_thread
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
@@ -19,7 +21,7 @@ from .dns import Resolver
 from .domains import choose_sender, ensure_platform_keys, find_domain, sign, verify_domain
 from .domains.keys import KeyVault
 from .errors import HeaderInjectionError, InputError, InvalidMessageError
-from .queue import Outgoing, enqueue
+from .queue import GroupCommit, Outgoing, enqueue
 from .recipients import AddressCheck, check_addresses, check_syntax, find_many
 from .settings import Settings
 from .tenants import Tenant
@@ -62,7 +64,7 @@ def check_recipients(engine: Engine, settings: Settings, tenant: Tenant, recipie
     if message_class is MessageClass.TRANSACTIONAL:
         # A bulk unsubscribe stops bulk mail only: the interview invitation still goes out.
         suppressed = {a: s for a, s in suppressed.items() if s.reason != SuppressionReason.UNSUBSCRIBED.value}
-    checks = iter(asyncio.run(check_addresses(addresses, settings, resolver, suppressed)) if addresses else [])
+    checks = iter(run_coroutine(check_addresses(addresses, settings, resolver, suppressed)) if addresses else [])
     accepted, refused = [], []
     for item in parsed:
         result = next(checks) if isinstance(item, Mailbox) else item
@@ -81,9 +83,28 @@ def check_recipients(engine: Engine, settings: Settings, tenant: Tenant, recipie
 _PLATFORM_KEYS_READY: set[str] = set()  # stores whose platform keys exist: checked once per process
 
 
+def run_coroutine(coro):
+    """Run DNS work from synchronous code: on the server's own event loop when called from one of
+    its worker threads (an API handler), so no request pays for a loop of its own; else on a new one."""
+    started = []
+
+    async def awaiting():
+        started.append(True)
+        return await coro
+
+    try:
+        return anyio.from_thread.run(awaiting)
+    except RuntimeError:
+        if started:  # the work itself failed
+            raise
+    return asyncio.run(coro)  # not in a thread the server's loop lent us (the CLI, a workflow thread)
+
+
 def send(engine: Engine, settings: Settings, tenant: Tenant, draft: Draft, *, resolver: Resolver | None = None,
-         message_class: MessageClass | None = None) -> Accepted:
-    """``message_class`` None: every suppression applies (mail through /v1/messages)."""
+         message_class: MessageClass | None = None, acceptor: GroupCommit | None = None) -> Accepted:
+    """``message_class`` None: every suppression applies (mail through /v1/messages). With
+    ``acceptor`` the store write joins a group commit (the API); without, it is a transaction of
+    its own (the CLI)."""
     vault = vault_for(settings.SECRET_KEY)
     store = engine.url.render_as_string(hide_password=True)
     if store not in _PLATFORM_KEYS_READY:
@@ -100,7 +121,7 @@ def send(engine: Engine, settings: Settings, tenant: Tenant, draft: Draft, *, re
         # Before a bulk send, look at the tenant's domain in DNS now rather than trust the last check.
         domain = find_domain(engine, requested.domain)
         if domain is not None and domain.tenant_id == tenant.id:
-            asyncio.run(verify_domain(engine, resolver, settings, domain))
+            run_coroutine(verify_domain(engine, resolver, settings, domain))
             fresh = find_domain(engine, requested.domain)
     decision = choose_sender(engine, settings, tenant_id=tenant.id, tenant_name=tenant.display_name,
                              policy=tenant.sender_policy, requested=requested, reply_to=reply_to, domain=fresh)
@@ -121,7 +142,10 @@ def send(engine: Engine, settings: Settings, tenant: Tenant, draft: Draft, *, re
         dkim_selector=decision.key.selector if decision.key else None,
         held=decision.held,
     )
-    enqueue(engine, tenant.id, outgoing, lifetime=settings.max_lifetime_seconds)
+    if acceptor is not None:
+        acceptor.enqueue(tenant.id, outgoing, lifetime=settings.max_lifetime_seconds)
+    else:
+        enqueue(engine, tenant.id, outgoing, lifetime=settings.max_lifetime_seconds)
     state = DeliveryState.HELD if decision.held else DeliveryState.QUEUED
     return Accepted(
         id=message.id,

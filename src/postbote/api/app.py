@@ -68,7 +68,8 @@ def create_api(app: App) -> FastAPI:
         """Queue a message. 202: accepted, each recipient `queued`."""
         draft = Draft(sender=body.sender, recipients=body.to, subject=body.subject, text=body.text,
                       html=body.html, reply_to=body.reply_to)
-        return accepted_json(send(app.engine, app.settings, who, draft, resolver=app.resolver))
+        return accepted_json(send(app.engine, app.settings, who, draft, resolver=app.resolver,
+                                     acceptor=app.acceptor))
 
     @api.get("/v1/messages/{message_id}", responses=_ERRORS)
     def get_message(message_id: str, lang: str | None = None, who: Tenant = Depends(tenant)) -> dict:
