@@ -5,6 +5,7 @@ queue recorded with what replies/ knows, in the language asked for."""
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,12 +38,31 @@ def check_language(lang: str) -> str:
     return lang
 
 
+# Words of a failure that got no reply at all (a refused or lost connection, a timeout, DNS).
+# Pasted text with no reply code and none of these is no reply: nothing can be said about it.
+_NO_ANSWER = re.compile(r"connect|timed?\s*out|timeout|refused|unreachable|no route|reset|lost|network|"
+                        r"not found|resolv|dns|tls|handshake|host|eof|closed", re.IGNORECASE)
+
+
+def _unreadable(reply: Reply, meaning) -> str | None:
+    """'empty' or 'unreadable' when pasted text says nothing a server or a connection said."""
+    if reply.code is not None or meaning.rule != "local.no-answer":
+        return None
+    if not reply.flat():
+        return "empty"
+    return None if _NO_ANSWER.search(reply.flat()) else "unreadable"
+
+
 def explain_reply(settings: Settings, text: str, *, mx: str | None = None, lang: str | None = None) -> dict:
-    """One reply, as pasted or read from a log: its classification and explanation."""
+    """One reply, as pasted or read from a log: its classification and explanation. Text that is
+    empty or no reply at all is ``unknown``, with a hint on what to paste, never a guess."""
     lang = check_language(lang or settings.LANGUAGE)
     reply = Reply.parse(text)
     meaning = classify(reply, mx)
     context = ExplanationContext(source_ips=tuple(settings.SOURCE_IPS), partner_ips=tuple(settings.PARTNER_IPS))
+    unreadable = _unreadable(reply, meaning)
+    if unreadable:
+        return _not_a_reply(reply, unreadable, lang)
     explanation = explain(meaning, lang, context)
     return {
         "reply": str(reply),
@@ -57,16 +77,27 @@ def explain_reply(settings: Settings, text: str, *, mx: str | None = None, lang:
         "cause": explanation.cause,
         "fix": " ".join([explanation.fix, *explanation.extras]),
         "lang": lang,
+        "hint": None,
+    }
+
+
+def _not_a_reply(reply: Reply, kind: str, lang: str) -> dict:
+    from .replies.explain import texts
+
+    words = texts(lang)["_input"]
+    return {
+        "reply": str(reply), "code": None, "enhanced_code": None, "category": ReplyCategory.UNKNOWN.value,
+        "temporary": False, "provider": None, "retry_after": None, "rule": f"input.{kind}",
+        "explanation_id": "unknown", "cause": words[kind], "fix": words["fix"], "lang": lang, "hint": words["hint"],
     }
 
 
 def explain_lines(settings: Settings, lines, *, lang: str | None = None):
     """Batch mode: each input line is a reply, or a JSON object {"reply": …, "mx": …}; yields one
-    JSON line per input line, in order. A line that cannot be read yields an error object."""
+    JSON line per input line, in order — a blank line too (it is an empty reply). A line that
+    cannot be read yields an error object."""
     for line in lines:
         line = line.strip()
-        if not line:
-            continue
         try:
             if line.startswith("{"):
                 item = json.loads(line)

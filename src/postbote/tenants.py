@@ -8,7 +8,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .compose import refuse_line_breaks
@@ -78,6 +78,16 @@ def get_tenant(engine: Engine, name: str) -> Tenant:
             code="tenant_not_found",
         )
     return _tenant(row)
+
+
+def list_tenants(engine: Engine) -> list[tuple[Tenant, int]]:
+    """Every tenant, by name, with how many API keys it has that still work."""
+    live = (select(api_keys.c.tenant_id, func.count().label("keys")).where(api_keys.c.revoked_at.is_(None))
+            .group_by(api_keys.c.tenant_id).subquery())
+    with engine.connect() as conn:
+        rows = conn.execute(select(tenants, live.c["keys"]).outerjoin(live, live.c.tenant_id == tenants.c.id)
+                            .order_by(tenants.c.name)).all()
+    return [(_tenant(row), row[-1] or 0) for row in rows]
 
 
 def create_key(engine: Engine, tenant: Tenant) -> str:

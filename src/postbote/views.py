@@ -4,7 +4,7 @@ snake_case, documented in the README. Changing a key is a breaking change."""
 from __future__ import annotations
 
 from .db.schema import iso_utc
-from .queue import AttemptView, MessageView
+from .queue import AttemptView, MessagePage, MessageView
 from .sending import Accepted
 
 
@@ -61,4 +61,16 @@ def message_json(view: MessageView, explanations: dict[str, dict] | None = None)
             }
             for r in view.recipients
         ],
+    }
+
+
+def message_page_json(page: MessagePage) -> dict:
+    """``message list --json`` and ``GET /v1/messages``: newest first, ``next_cursor`` null on the last page."""
+    return {
+        "messages": [
+            {"id": m.id, "tenant": m.tenant, "from": m.sender, "subject": m.subject, "created_at": iso_utc(m.created_at),
+             "recipients": [{"address": a, "state": s} for a, s in m.recipients]}
+            for m in page.messages
+        ],
+        "next_cursor": page.next_cursor,
     }

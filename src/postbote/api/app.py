@@ -23,7 +23,8 @@ from ..explaining import message_story, record_feedback
 from ..explaining import report as build_report
 from ..sending import send
 from ..tenants import Tenant, authenticate
-from ..views import accepted_json, message_json
+from ..queue import list_messages
+from ..views import accepted_json, message_json, message_page_json
 from .allowlist import add_allowlist_routes
 from .workflows import add_workflow_routes
 from .schemas import (
@@ -70,6 +71,15 @@ def create_api(app: App) -> FastAPI:
                       html=body.html, reply_to=body.reply_to)
         return accepted_json(send(app.engine, app.settings, who, draft, resolver=app.resolver,
                                      acceptor=app.acceptor))
+
+    @api.get("/v1/messages", responses=_ERRORS)
+    def get_messages(recipient: str | None = None, state: str | None = None, limit: int = 50,
+                     cursor: str | None = None, who: Tenant = Depends(tenant)) -> dict:
+        """Your messages, newest first, each with its recipients' states. ``recipient``: part of an
+        address; ``state``: a recipient in that state; ``limit`` 1–200; ``cursor``: the
+        ``next_cursor`` of the page before (null on the last page)."""
+        return message_page_json(list_messages(app.engine, tenant_id=who.id, recipient=recipient, state=state,
+                                               limit=limit, cursor=cursor))
 
     @api.get("/v1/messages/{message_id}", responses=_ERRORS)
     def get_message(message_id: str, lang: str | None = None, who: Tenant = Depends(tenant)) -> dict:

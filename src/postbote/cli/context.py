@@ -8,10 +8,24 @@ import contextlib
 from typing import Iterator
 
 import typer
+import typer.core
 
 from ..app import App
 from ..errors import PostboteError
 from .output import fail
+
+def _flags_take_no_value() -> None:
+    """Typer's help shows every flag with a type, as if it took a value ("--json <bool>"); a flag
+    takes none, so its help shows none."""
+    shown = typer.core.TyperOption.display_type_rich
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag and self.metavar is None else shown(self, ctx)
+
+    typer.core.TyperOption.display_type_rich = display_type_rich
+
+
+_flags_take_no_value()
 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document (keys documented in the README).")
 

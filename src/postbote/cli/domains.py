@@ -25,9 +25,10 @@ def _tenant_id(app, tenant: str | None) -> int | None:
 
 
 def _records_table(data: dict) -> Table:
+    # Names and values are copied into a DNS console: never folded (see cli.output).
     table = Table(title=f"{data['domain']}: {data['state']}", title_justify="left")
     for column in ("name", "type", "value", "purpose", "status"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, no_wrap=column != "purpose")
     for r in data["records"]:
         status = r.get("status") or "unchecked"
         table.add_row(r["name"] + ".", r["type"], r.get("value") or r.get("expected"), r["purpose"],

@@ -22,7 +22,8 @@ from ..explaining import report as build_report
 from ..sending import send as send_message
 from ..sending import vault_for
 from ..settings import Settings, config_path, load_settings
-from ..tenants import add_tenant, create_key, get_tenant, set_sender_policy
+from .. import __version__
+from ..tenants import add_tenant, create_key, get_tenant, list_tenants, set_sender_policy
 from ..views import accepted_json, message_json
 from . import render
 from .allowlist import allowlist
@@ -33,6 +34,18 @@ cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Postbote: no
 tenant_cli = typer.Typer(no_args_is_help=True, help="Tenants (customer companies) and their API keys.")
 cli.add_typer(tenant_cli, name="tenant")
 cli.command("allowlist")(allowlist)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"postbote {__version__}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Postbote: notification e-mail that arrives."""
 
 @cli.command()
 def init() -> None:
@@ -128,6 +141,19 @@ def tenant_add(
         tenant = add_tenant(app.engine, name, display_name)
         data = {"id": tenant.id, "name": tenant.name, "display_name": tenant.display_name}
         emit_json(data) if as_json else console.print(f"tenant {tenant.name} ({tenant.display_name}) created")
+
+
+@tenant_cli.command("list")
+def tenant_list(as_json: bool = JsonOpt) -> None:
+    """Every tenant: name, display name, sender policy and how many API keys work."""
+    with guarded(as_json) as app:
+        app.check_store()
+        rows = [{"id": t.id, "name": t.name, "display_name": t.display_name, "sender_policy": t.sender_policy.value,
+                 "api_keys": keys} for t, keys in list_tenants(app.engine)]
+        if as_json:
+            emit_json(rows)
+        else:
+            console.print(render.tenants(rows))
 
 
 @tenant_cli.command("key")
@@ -266,6 +292,7 @@ def _logging(settings: Settings) -> None:
 def main() -> None:
     from .domains import domain_cli, platform_cli
     from .inbound import inbound_cli
+    from .messages import message_cli
     from .recipients import address_cli, suppression_cli
     from .workflows import event_cli, workflow_cli
 
@@ -276,4 +303,5 @@ def main() -> None:
     cli.add_typer(address_cli, name="address")
     cli.add_typer(suppression_cli, name="suppression")
     cli.add_typer(inbound_cli, name="inbound")
+    cli.add_typer(message_cli, name="message")
     cli()

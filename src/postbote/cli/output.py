@@ -8,13 +8,51 @@ import sys
 from typing import Any, NoReturn
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group
 from rich.markup import escape
+from rich.measure import Measurement
+from rich.table import Table
 
-from ..errors import InputError, NotFoundError, PostboteError
+from ..errors import ConfigError, DnsUpdateError, PostboteError, StoreError
 
-console = Console()
-err_console = Console(stderr=True)
+
+class _UnbrokenConsole(Console):
+    """A console that never breaks what a user must copy — ids, addresses, records, keys.
+
+    Text is printed soft-wrapped (Rich inserts no line breaks; the terminal folds long lines on
+    screen, and a copy gives the whole line). A table is laid out at least as wide as its widest
+    word needs (its widest line where a column is ``no_wrap``), even beyond the terminal's width,
+    so that no cell is folded inside a word or cut off with an ellipsis."""
+
+    def __init__(self, **kwargs):
+        super().__init__(soft_wrap=True, **kwargs)
+
+    def print(self, *objects, **kwargs):  # noqa: A003 - Rich's name
+        parts = []
+        for item in objects:
+            parts.extend(item.renderables if isinstance(item, Group) else [item])
+        if not any(isinstance(part, Table) for part in parts):
+            return super().print(*parts, **kwargs)
+        for part in parts:
+            if isinstance(part, Table):
+                self._print_table(part, **kwargs)
+            else:
+                super().print(part, **kwargs)
+
+    def _print_table(self, table: Table, **kwargs) -> None:
+        wide = self.options.update(max_width=100_000)
+        measured = Measurement.get(self, wide, table)
+        needed = measured.maximum if any(c.no_wrap for c in table.columns) else measured.minimum
+        width = self.width
+        try:
+            self.width = max(width, needed)
+            super().print(table, **kwargs)
+        finally:
+            self.width = width
+
+
+console = _UnbrokenConsole()
+err_console = _UnbrokenConsole(stderr=True)
 
 
 def emit_json(data: Any) -> None:
@@ -32,4 +70,10 @@ def fail(error: PostboteError, *, as_json: bool) -> NoReturn:
                               f"{escape(suggestion)}", highlight=False)
         if error.hint:
             err_console.print(f"hint: {escape(error.hint)}", highlight=False)
-    raise typer.Exit(2 if isinstance(error, (InputError, NotFoundError)) else 1)
+    raise typer.Exit(exit_code(error))
+
+
+def exit_code(error: PostboteError) -> int:
+    """1 for trouble with the configuration, the store or the platform's DNS server; 2 for bad
+    input, unknown things and conflicts (a name taken is the caller's to change)."""
+    return 1 if isinstance(error, (ConfigError, StoreError, DnsUpdateError)) else 2

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import secrets
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from ..settings import Settings
 
 _STATE_STYLE = {"delivered": "green", "queued": "cyan", "deferred": "yellow", "bounced": "red", "expired": "red"}
+
+
+def state_text(state: str) -> Text:
+    return Text(state, style=_STATE_STYLE.get(state, ""))
 
 
 def config_file(settings: Settings) -> str:
@@ -35,9 +40,11 @@ def config_file(settings: Settings) -> str:
     return "\n".join(lines)
 
 
-def accepted(data: dict) -> Table:
+def accepted(data: dict) -> Group:
+    # The id is a line of its own, never a table title: a title wraps at the table's width.
     note = f"\nsender: {data['sender']['used']} — {data['sender']['note']}" if data["sender"]["note"] else ""
-    table = Table(title=f"message {data['id']}{note}", title_justify="left")
+    title = Text(f"message {data['id']}{note}")
+    table = Table()
     table.add_column("recipient")
     table.add_column("state")
     for r in data["recipients"]:
@@ -45,7 +52,7 @@ def accepted(data: dict) -> Table:
     for r in data["refused"]:
         suggestion = f" Did you mean {r['suggestion']}?" if r["suggestion"] else ""
         table.add_row(r["address"], Text(f"refused: {r['message']}{suggestion}", style="red"))
-    return table
+    return Group(title, table)
 
 
 def _sender_line(data: dict) -> str:
@@ -53,8 +60,9 @@ def _sender_line(data: dict) -> str:
     return f"\nsender: {data['from']}" + (f" — asked for {data['sender']['requested']}: {note}" if note else "")
 
 
-def status(data: dict) -> Table:
-    table = Table(title=f"{data['id']}  {data['subject']!r}{_sender_line(data)}", title_justify="left")
+def status(data: dict) -> Group:
+    title = Text(f"{data['id']}  {data['subject']!r}{_sender_line(data)}")
+    table = Table()
     for column in ("recipient", "state", "attempts", "last reply / next attempt"):
         table.add_column(column)
     for r in data["recipients"]:
@@ -65,6 +73,17 @@ def status(data: dict) -> Table:
             where = f"{a['mx_host']} [{a['mx_ip']}]" if a["mx_host"] else "no connection"
             detail += f"\n  {a['started_at']} {where} from {a['source_ip'] or '-'}: {a['reply']}"
         table.add_row(r["address"], Text(r["state"], style=_STATE_STYLE.get(r["state"], "")), str(r["attempts"]), detail.strip())
+    return Group(title, table)
+
+
+def tenants(rows: list[dict]) -> Table | str:
+    if not rows:
+        return "no tenants yet: add one with 'postbote tenant add NAME'"
+    table = Table()
+    for column in ("name", "display name", "sender policy", "API keys"):
+        table.add_column(column, no_wrap=column == "name")
+    for t in rows:
+        table.add_row(t["name"], t["display_name"], t["sender_policy"], str(t["api_keys"]))
     return table
 
 
@@ -90,6 +109,8 @@ def explained_reply(data: dict) -> Text:
     out.append(f"{data['cause']}\n")
     out.append(f"{words['fix_label']}: ", style="bold")
     out.append(data["fix"])
+    if data.get("hint"):
+        out.append(f"\nhint: {data['hint']}")
     return out
 
 

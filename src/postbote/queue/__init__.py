@@ -3,11 +3,16 @@
 from .claim import ClaimedDelivery, QueuedMessage, claim_due, load_messages, release
 from .enqueue import Outgoing, enqueue, enqueue_in
 from .group_commit import GroupCommit
+from .listing import MAX_PAGE, MessagePage, MessageSummary, list_messages
 from .record import AttemptRecord, DeliveryUpdate, record_outcomes
 from .report import FeedbackCount, OutcomeCount, feedback_counts, outcome_counts
 from .status import MessageView, RecipientView, AttemptView, message_status, next_due_at, pending_count
 
 __all__ = [
+    "MAX_PAGE",
+    "MessagePage",
+    "MessageSummary",
+    "list_messages",
     "OutcomeCount",
     "FeedbackCount",
     "outcome_counts",

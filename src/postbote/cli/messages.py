@@ -1,0 +1,49 @@
+"""``postbote message …``: finding messages (and, for held ones, releasing or cancelling them)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from ..queue import MAX_PAGE, list_messages
+from ..tenants import get_tenant
+from ..views import message_page_json
+from .context import JsonOpt, guarded
+from .output import console, emit_json
+from .render import state_text
+
+message_cli = typer.Typer(no_args_is_help=True, help="Messages: find them by recipient and state.")
+
+
+@message_cli.command("list")
+def list_command(
+    tenant: Optional[str] = typer.Option(None, "--tenant", help="Only this tenant's messages."),
+    recipient: Optional[str] = typer.Option(None, "--recipient", help="Only messages to an address containing this."),
+    state: Optional[str] = typer.Option(None, "--state", help="Only messages with a recipient in this state."),
+    limit: int = typer.Option(50, "--limit", help=f"Messages per page (1–{MAX_PAGE})."),
+    cursor: Optional[str] = typer.Option(None, "--cursor", help="Where the previous page ended (its next cursor)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Messages, newest first, with each recipient's state."""
+    with guarded(as_json) as app:
+        app.check_store()
+        tenant_id = get_tenant(app.engine, tenant).id if tenant else None
+        data = message_page_json(list_messages(app.engine, tenant_id=tenant_id, recipient=recipient, state=state,
+                                               limit=limit, cursor=cursor))
+        if as_json:
+            emit_json(data)
+            return
+        table = Table()
+        for column in ("id", "created", "tenant", "subject", "recipients"):
+            table.add_column(column, no_wrap=column in ("id", "created", "tenant"))
+        for m in data["messages"]:
+            people = Text("\n").join(Text(f"{r['address']} ") + state_text(r["state"]) for r in m["recipients"])
+            table.add_row(m["id"], m["created_at"], m["tenant"], m["subject"], people)
+        console.print(table)
+        if not data["messages"]:
+            console.print("no messages")
+        if data["next_cursor"]:
+            console.print(f"more: --cursor {data['next_cursor']}", highlight=False)

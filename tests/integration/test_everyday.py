@@ -1,0 +1,219 @@
+"""What a first user does every day, through the CLI as a real process (and the API): ids, keys
+and records that can be copied, listing tenants and messages, exit codes, flags, and replies that
+are no replies."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
+
+import pytest
+from fastapi.testclient import TestClient
+
+from postbote import __version__
+from postbote.api import create_api
+from postbote.tenants import add_tenant, create_key
+from tests.conftest import MX1
+from tests.integration.test_cli import cli_env, postbote
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+
+
+def in_terminal(env, cwd, *args, columns=40) -> str:
+    """Run postbote in a pseudo-terminal ``columns`` wide: what a person sees, escapes removed."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {**env, "COLUMNS": str(columns), "TERM": "xterm-256color"}
+    process = subprocess.Popen([sys.executable, "-m", "postbote", *args], env=env, cwd=cwd,
+                               stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert process.wait(timeout=60) == 0, b"".join(chunks).decode(errors="replace")
+    return _ANSI.sub("", b"".join(chunks).decode()).replace("\r\n", "\n")
+
+
+def _lines_holding(text: str, needle: str) -> list[str]:
+    return [line for line in text.splitlines() if needle in line]
+
+
+def test_ids_keys_and_records_are_never_wrapped_in_a_narrow_terminal(make_app, zone, tmp_path):
+    zone.mail_domain("beispiel.test", (10, "mx1.beispiel.test", MX1))
+    env = cli_env(make_app())
+    postbote(env, tmp_path, "tenant", "add", "acme", "--display-name", "ACME GmbH")
+    key_screen = in_terminal(env, tmp_path, "tenant", "key", "acme")
+    key = re.search(r"pb_[A-Za-z0-9_-]+", key_screen).group(0)
+    assert len(key) == 46, key_screen  # the whole key on one line: pb_ and 43 characters
+    sent = in_terminal(env, tmp_path, "send", "--tenant", "acme", "--from", "hr@acme.test", "--to", "anna@beispiel.test",
+                       "--subject", "Willkommen", "--text", "Hallo")
+    found = re.search(r"message ([0-9a-f]+)", sent)
+    assert found and len(found.group(1)) == 28, sent
+    message_id = found.group(1)
+    status = in_terminal(env, tmp_path, "status", message_id)
+    assert _lines_holding(status, message_id) and _lines_holding(status, "anna@beispiel.test"), status
+    listed = in_terminal(env, tmp_path, "message", "list")
+    assert _lines_holding(listed, message_id), listed
+    added = json.loads(postbote(env, tmp_path, "domain", "add", "acme.test", "--tenant", "acme", "--json").stdout)
+    records = in_terminal(env, tmp_path, "domain", "records", "acme.test")
+    for record in added["records"]:
+        value = record.get("value") or record["expected"]
+        assert _lines_holding(records, record["name"] + "."), records
+        assert _lines_holding(records, value), (value, records)
+    # Piped, with a narrow COLUMNS (as in a CI log or `| less`): the same.
+    piped = postbote({**env, "COLUMNS": "30"}, tmp_path, "status", message_id).stdout
+    assert _lines_holding(piped, message_id), piped
+
+
+def test_help_shows_flags_as_flags_and_version_is_printed(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTBOTE_")}
+    env.update(POSTBOTE_CONFIG="postbote.toml", COLUMNS="120")
+    for command in (["send"], ["status"], ["worker"], ["domain", "records"], ["message", "list"], ["tenant", "list"]):
+        shown = postbote(env, tmp_path, *command, "--help").stdout
+        assert "--json" in shown and "<bool>" not in shown, (command, shown)
+    assert postbote(env, tmp_path, "--version").stdout.strip() == f"postbote {__version__}"
+
+
+def test_exit_codes_are_the_readmes(make_app, tmp_path):
+    env = cli_env(make_app())
+    postbote(env, tmp_path, "tenant", "add", "acme")
+    postbote(env, tmp_path, "domain", "add", "acme.test", "--tenant", "acme")
+    postbote(env, tmp_path, "tenant", "add", "globex")
+    taken_tenant = postbote(env, tmp_path, "tenant", "add", "acme", check=False)
+    taken_domain = postbote(env, tmp_path, "domain", "add", "acme.test", "--tenant", "globex", "--json", check=False)
+    unknown_state = postbote(env, tmp_path, "message", "list", "--state", "lost", check=False)
+    assert (taken_tenant.returncode, taken_domain.returncode, unknown_state.returncode) == (2, 2, 2)
+    assert "error[tenant_exists]" in taken_tenant.stderr
+    assert json.loads(taken_domain.stdout)["error"]["code"] == "domain_taken"
+    assert "error[state_invalid]" in unknown_state.stderr and "hint:" in unknown_state.stderr
+
+
+def test_tenant_list(make_app, tmp_path):
+    env = cli_env(make_app())
+    assert json.loads(postbote(env, tmp_path, "tenant", "list", "--json").stdout) == []
+    postbote(env, tmp_path, "tenant", "add", "globex")
+    postbote(env, tmp_path, "tenant", "add", "acme", "--display-name", "ACME GmbH")
+    postbote(env, tmp_path, "tenant", "key", "acme")
+    postbote(env, tmp_path, "tenant", "policy", "globex", "hold")
+    listed = json.loads(postbote(env, tmp_path, "tenant", "list", "--json").stdout)
+    assert [(t["name"], t["display_name"], t["sender_policy"], t["api_keys"]) for t in listed] == [
+        ("acme", "ACME GmbH", "fallback", 1), ("globex", "globex", "hold", 0)]
+    table = postbote(env, tmp_path, "tenant", "list").stdout
+    assert "ACME GmbH" in table and "hold" in table
+
+
+def _send(env, cwd, tenant, *to, subject="Hallo"):
+    args = ["send", "--tenant", tenant, "--from", f"hr@{tenant}.test", "--subject", subject, "--text", "t", "--json"]
+    for address in to:
+        args += ["--to", address]
+    return json.loads(postbote(env, cwd, *args).stdout)["id"]
+
+
+def test_message_list_by_recipient_and_state_in_pages(make_app, zone, tmp_path):
+    zone.mail_domain("beispiel.test", (10, "mx1.beispiel.test", MX1))
+    app = make_app()
+    env = cli_env(app)
+    for name in ("acme", "globex"):
+        postbote(env, tmp_path, "tenant", "add", name)
+    sent = [_send(env, tmp_path, "acme", f"person{i}@beispiel.test", subject=f"m{i}") for i in range(5)]
+    to_anna = _send(env, tmp_path, "acme", "Anna.Schmidt@beispiel.test", "bob@beispiel.test")
+    other = _send(env, tmp_path, "globex", "anna.schmidt@beispiel.test")
+    postbote(env, tmp_path, "tenant", "policy", "acme", "hold")
+    postbote(env, tmp_path, "domain", "add", "acme.test", "--tenant", "acme")
+    held = _send(env, tmp_path, "acme", "carl@beispiel.test")
+
+    def page(*args):
+        return json.loads(postbote(env, tmp_path, "message", "list", "--json", *args).stdout)
+
+    everything = page("--tenant", "acme")
+    assert [m["id"] for m in everything["messages"]] == [held, to_anna, *reversed(sent)]
+    assert everything["next_cursor"] is None
+    # Pages of two, following the cursor: every message once, newest first.
+    seen, cursor = [], None
+    while True:
+        got = page("--tenant", "acme", "--limit", "2", *(["--cursor", cursor] if cursor else []))
+        seen += [m["id"] for m in got["messages"]]
+        cursor = got["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [m["id"] for m in everything["messages"]]
+    by_recipient = page("--tenant", "acme", "--recipient", "ANNA.schmidt")
+    assert [m["id"] for m in by_recipient["messages"]] == [to_anna]
+    assert by_recipient["messages"][0]["recipients"] == [{"address": "Anna.Schmidt@beispiel.test", "state": "queued"},
+                                                        {"address": "bob@beispiel.test", "state": "queued"}]
+    assert [m["id"] for m in page("--recipient", "anna.schmidt")["messages"]] == [other, to_anna]  # every tenant
+    assert [m["id"] for m in page("--state", "held")["messages"]] == [held]
+    assert page("--recipient", "%")["messages"] == []  # a LIKE wildcard is a character, not "anything"
+    bad = postbote(env, tmp_path, "message", "list", "--cursor", "'; drop table messages", "--json", check=False)
+    assert bad.returncode == 2 and json.loads(bad.stdout)["error"]["code"] == "cursor_invalid"
+    text = postbote(env, tmp_path, "message", "list", "--tenant", "acme", "--limit", "1").stdout
+    assert held in text and f"--cursor {held}" in text
+
+
+def test_message_list_over_the_api_is_per_tenant_and_paginated(make_app, zone):
+    zone.mail_domain("beispiel.test", (10, "mx1.beispiel.test", MX1))
+    app = make_app()
+    keys = {name: create_key(app.engine, add_tenant(app.engine, name)) for name in ("acme", "globex")}
+    client = TestClient(create_api(app))
+    headers = {name: {"Authorization": f"Bearer {key}"} for name, key in keys.items()}
+    ids = []
+    for i in range(3):
+        body = {"from": "hr@acme.test", "to": [f"p{i}@beispiel.test"], "subject": f"s{i}", "text": "t"}
+        ids.append(client.post("/v1/messages", json=body, headers=headers["acme"]).json()["id"])
+    client.post("/v1/messages", json={"from": "hr@globex.test", "to": ["p0@beispiel.test"], "subject": "g", "text": "t"},
+                headers=headers["globex"])
+    first = client.get("/v1/messages", params={"limit": 2}, headers=headers["acme"]).json()
+    assert [m["id"] for m in first["messages"]] == [ids[2], ids[1]] and first["next_cursor"] == ids[1]
+    rest = client.get("/v1/messages", params={"limit": 2, "cursor": first["next_cursor"]}, headers=headers["acme"]).json()
+    assert [m["id"] for m in rest["messages"]] == [ids[0]] and rest["next_cursor"] is None
+    found = client.get("/v1/messages", params={"recipient": "p0@", "state": "queued"}, headers=headers["acme"]).json()
+    assert [m["id"] for m in found["messages"]] == [ids[0]]  # globex's message to p0 is not acme's to see
+    assert found["messages"][0]["tenant"] == "acme"
+    for params, code in (({"state": "nope"}, "state_invalid"), ({"limit": 0}, "limit_invalid"),
+                         ({"limit": 100000}, "limit_invalid"), ({"cursor": "x"}, "cursor_invalid")):
+        response = client.get("/v1/messages", params=params, headers=headers["acme"])
+        assert response.status_code == 422 and response.json()["error"]["code"] == code
+    assert client.get("/v1/messages").status_code == 401
+
+
+@pytest.mark.parametrize("given", ["", "   ", "hello there", "asdf;qwer"])
+def test_empty_or_meaningless_input_is_unknown_with_a_hint(given, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTBOTE_")}
+    env.update(POSTBOTE_CONFIG="postbote.toml", POSTBOTE_DATABASE_URL=f"sqlite:///{tmp_path}/none.db")
+    out = json.loads(postbote(env, tmp_path, "explain", "--reply", given, "--json").stdout)
+    assert out["category"] == "unknown" and out["hint"] and "550" in out["hint"]
+    assert "retr" not in (out["cause"] + out["fix"]).lower()  # no "will retry" promise about nothing
+    text = postbote(env, tmp_path, "explain", "--reply", given, "--lang", "de").stdout
+    assert "unknown" in text and "hint:" in text
+    # A failure that got no reply at all still reads as one.
+    refused = json.loads(postbote(env, tmp_path, "explain", "--reply", "Connection refused", "--json").stdout)
+    assert refused["category"] == "unavailable"
+
+
+def test_batch_answers_every_line_in_order_blank_ones_too(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTBOTE_")}
+    env.update(POSTBOTE_CONFIG="postbote.toml", POSTBOTE_DATABASE_URL=f"sqlite:///{tmp_path}/none.db")
+    lines = ["550 5.1.1 <a@b.example>: User unknown", "", "450 4.2.0 Greylisted", "   ", "{broken", "nonsense words",
+             "", "", "421 4.7.0 try again in 10 minutes", "550 5.7.1 blocked", ""]
+    batch = subprocess.run([sys.executable, "-m", "postbote", "explain", "-"], input="\n".join(lines) + "\n",
+                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert batch.returncode == 0, batch.stderr
+    out = [json.loads(line) for line in batch.stdout.splitlines()]
+    assert len(out) == len(lines) == 11
+    assert [o.get("category") or o["error"]["code"] for o in out] == [
+        "invalid_recipient", "unknown", "greylisted", "unknown", "line_invalid", "unknown", "unknown", "unknown",
+        "unavailable", "blocklisted", "unknown"]
