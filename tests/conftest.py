@@ -26,7 +26,7 @@ SOURCE_IPS = ["127.0.0.20", "127.0.0.21"]
 @pytest.fixture(autouse=True, scope="session")
 def _no_stray_config():
     """A developer's ./postbote.toml must not leak into the tests."""
-    os.environ["POSTBOTE_CONFIG"] = os.path.join(os.path.dirname(__file__), "no-such-postbote.toml")
+    os.environ["POSTBOTE_CONFIG"] = os.devnull  # an empty file: no settings from any file
     for name in [n for n in os.environ if n.startswith("POSTBOTE_") and n not in ("POSTBOTE_CONFIG", "POSTBOTE_TEST_PG_URL")]:
         del os.environ[name]
 

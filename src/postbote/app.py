@@ -19,8 +19,8 @@ class App:
     settings: Settings
 
     @classmethod
-    def from_environment(cls, **overrides) -> "App":
-        return cls(load_settings(**overrides))
+    def from_environment(cls, *, config_may_be_missing: bool = False, **overrides) -> "App":
+        return cls(load_settings(config_may_be_missing=config_may_be_missing, **overrides))
 
     @cached_property
     def engine(self) -> Engine:

@@ -311,19 +311,81 @@ def parse_host_port(text: str, *, default_port: int) -> tuple[str, int]:
     return host, int(port)
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Read the settings, turning pydantic's validation report into one ConfigError."""
+def load_settings(*, config_may_be_missing: bool = False, **overrides: Any) -> Settings:
+    """Read the settings, turning every mistake into one ConfigError that names the file, the line
+    and the setting: a TOML syntax error, a key that is no setting (with the one probably meant),
+    a value that does not fit, or a POSTBOTE_CONFIG that names a file that is not there
+    (``config_may_be_missing``: ``postbote init``, which writes it)."""
     from pydantic import ValidationError
 
+    path = config_path()
+    text = _config_text(path, config_may_be_missing)
+    where = _check_config_text(path, text) if text is not None else {}
     try:
         return Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
         name = ".".join(str(p) for p in first["loc"]) or "settings"
+        top = str(first["loc"][0]) if first["loc"] else ""
+        from_file = top in where and f"POSTBOTE_{top}" not in os.environ and top not in overrides
+        place = f" ({path}, line {where[top]})" if from_file else ""
         raise ConfigError(
-            f"Setting {name} is invalid: {first['msg']}.",
-            hint=f"Fix {name} in postbote.toml or POSTBOTE_{name}.",
+            f"Setting {name} is invalid{place}: {first['msg']}.",
+            hint=f"Fix {name} in {path if from_file else 'postbote.toml'} or POSTBOTE_{top or name}.",
         ) from None
+
+
+def _config_text(path: Path, missing_ok: bool) -> str | None:
+    """The file's text; None when there is none to read. The default ./postbote.toml may be
+    absent; a file POSTBOTE_CONFIG names must exist (a typo there would silently drop every
+    setting in it)."""
+    named = "POSTBOTE_CONFIG" in os.environ and path.resolve() != Path("postbote.toml").resolve()
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if named and not missing_ok:
+            raise ConfigError(f"The configuration file {path} named by POSTBOTE_CONFIG does not exist.",
+                              hint="Correct POSTBOTE_CONFIG, unset it to use ./postbote.toml, or create the file "
+                                   "with 'postbote init'.") from None
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"The configuration file {path} cannot be read: {exc.__class__.__name__}.",
+                          hint="Check that it is a readable UTF-8 text file.") from None
+
+
+def _check_config_text(path: Path, text: str) -> dict[str, int]:
+    """Setting name → the line it is set on; raises ConfigError for a syntax error or a key that
+    is no setting."""
+    import difflib
+    import re
+    import tomllib
+
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        found = re.search(r"line (\d+)", str(exc))
+        # "at end of document": something opened was never closed; the last line is where it shows.
+        line = f", line {found.group(1) if found else max(1, len(text.splitlines()))}"
+        reason = re.sub(r"\s*\(at (line|end of document)[^)]*\)", "", str(exc))
+        raise ConfigError(f"{path}{line}: the file is not valid TOML: {reason}.",
+                          hint="Write each setting as NAME = value; strings in double quotes, lists as [\"a\", \"b\"].") from None
+    lines = text.splitlines()
+
+    def line_of(key: str) -> int:
+        pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
+        return next((n for n, content in enumerate(lines, 1) if pattern.match(content)), 0)
+
+    known = {name.upper(): name for name in Settings.model_fields}
+    where = {}
+    for key in table:
+        if key.upper() in known:
+            where[known[key.upper()]] = line_of(key)
+            continue
+        guess = difflib.get_close_matches(key.upper(), list(known), n=1, cutoff=0.6)
+        meant = f" Did you mean {guess[0]}?" if guess else ""
+        raise ConfigError(f"{path}, line {line_of(key)}: {key} is not a setting.{meant}",
+                          hint="The settings are listed in the README and in the file 'postbote init' writes.")
+    return where
 
 
 __all__ = ["Settings", "load_settings", "parse_host_port", "config_path", "format_duration"]

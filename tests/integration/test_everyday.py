@@ -217,3 +217,19 @@ def test_batch_answers_every_line_in_order_blank_ones_too(tmp_path):
     assert [o.get("category") or o["error"]["code"] for o in out] == [
         "invalid_recipient", "unknown", "greylisted", "unknown", "line_invalid", "unknown", "unknown", "unknown",
         "unavailable", "blocklisted", "unknown"]
+
+
+def test_configuration_mistakes_are_one_error_without_a_traceback(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTBOTE_")}
+    (tmp_path / "broken.toml").write_text('DATABASE_URL = "sqlite:///x.db"\nSMTP_PORT = [25\n')
+    (tmp_path / "misspelt.toml").write_text('HELO_NAEM = "out.example.com"\n')
+    for config, expected in (("broken.toml", "broken.toml, line 2: the file is not valid TOML"),
+                             ("misspelt.toml", "line 1: HELO_NAEM is not a setting. Did you mean HELO_NAME?"),
+                             ("missing.toml", "missing.toml named by POSTBOTE_CONFIG does not exist")):
+        result = postbote({**env, "POSTBOTE_CONFIG": str(tmp_path / config)}, tmp_path, "tenant", "list", check=False)
+        assert result.returncode == 1, result.stderr
+        assert "error[config_invalid]" in result.stderr and expected in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) <= 4, result.stderr
+    written = postbote({**env, "POSTBOTE_CONFIG": str(tmp_path / "new.toml"),
+                        "POSTBOTE_DATABASE_URL": f"sqlite:///{tmp_path}/p.db"}, tmp_path, "init")
+    assert (tmp_path / "new.toml").exists(), written.stdout  # init writes the file it was pointed at

@@ -31,11 +31,11 @@ JsonOpt = typer.Option(False, "--json", help="Print one JSON document (keys docu
 
 
 @contextlib.contextmanager
-def guarded(as_json: bool = False) -> Iterator[App]:
+def guarded(as_json: bool = False, *, config_may_be_missing: bool = False) -> Iterator[App]:
     """Build the app, turn every PostboteError into the CLI's error output, close the store."""
     app = None
     try:
-        app = App.from_environment()
+        app = App.from_environment(config_may_be_missing=config_may_be_missing)
         yield app
     except PostboteError as error:
         fail(error, as_json=as_json)

@@ -50,7 +50,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 @cli.command()
 def init() -> None:
     """Create or upgrade the database, and write postbote.toml when there is none."""
-    with guarded() as app:
+    with guarded(config_may_be_missing=True) as app:
         path = config_path()
         if not path.exists():
             path.write_text(render.config_file(app.settings), encoding="utf-8")
