@@ -15,6 +15,7 @@ from .domains import (
     list_domains,
     platform_records,
     publish,
+    record_advice,
     tenant_records,
     verify_domain,
     zone_file,
@@ -28,11 +29,14 @@ def records_json(app: App, domain: Domain) -> list[dict]:
     """The records the tenant publishes, with each one's status from the last check (null before)."""
     checked = {r["name"]: r for r in domain.records or []}
     s = app.settings
-    return [
-        {"name": r.name, "type": r.type, "value": r.value, "purpose": r.purpose, "required": r.required,
-         "status": checked.get(r.name, {}).get("status"), "found": checked.get(r.name, {}).get("found")}
-        for r in tenant_records(domain.name, s.dkim_zone, s.return_path_host)
-    ]
+    out = []
+    for r in tenant_records(domain.name, s.dkim_zone, s.return_path_host):
+        last = checked.get(r.name, {})
+        out.append({"name": r.name, "type": r.type, "value": r.value, "purpose": r.purpose, "required": r.required,
+                    "status": last.get("status"), "found": last.get("found"), "cause": last.get("cause"),
+                    "advice": record_advice({**last, "name": r.name, "type": r.type, "expected": r.value})
+                    if last.get("status") else None})
+    return out
 
 
 def domain_json(app: App, domain: Domain) -> dict:
@@ -56,7 +60,7 @@ def verify(app: App, name: str, tenant_id: int | None = None) -> dict:
     result = asyncio.run(verify_domain(app.engine, app.resolver, app.settings, domain))
     data = domain_json(app, get_domain(app.engine, name, tenant_id=tenant_id))
     data["previous_state"] = result.previous.value
-    data["records"] = result.records
+    data["records"] = [{**r, "value": r["expected"], "advice": record_advice(r)} for r in result.records]
     return data
 
 

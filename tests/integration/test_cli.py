@@ -200,5 +200,5 @@ def test_domain_commands(make_app, zone, tmp_path):
     bad = postbote(env, tmp_path, "tenant", "policy", "acme", "sometimes", check=False)
     assert bad.returncode == 2 and "error[policy_invalid]" in bad.stderr
     taken = postbote(env, tmp_path, "domain", "add", "acme.test", "--tenant", "acme", check=False)
-    assert taken.returncode == 1 and "error[domain_taken]" in taken.stderr
+    assert taken.returncode == 2 and "error[domain_taken]" in taken.stderr  # bad input, as the README says
     assert "PRIVATE KEY" not in platform and env["POSTBOTE_SECRET_KEY"] not in platform + snippet

@@ -233,3 +233,33 @@ def test_configuration_mistakes_are_one_error_without_a_traceback(tmp_path):
     written = postbote({**env, "POSTBOTE_CONFIG": str(tmp_path / "new.toml"),
                         "POSTBOTE_DATABASE_URL": f"sqlite:///{tmp_path}/p.db"}, tmp_path, "init")
     assert (tmp_path / "new.toml").exists(), written.stdout  # init writes the file it was pointed at
+
+
+def test_verify_and_check_tell_the_platforms_gap_from_the_customers(make_app, zone, tmp_path):
+    from tests.support.mail import it_team_publishes
+
+    app = make_app()
+    env = {**cli_env(app), "COLUMNS": "200"}
+    postbote(env, tmp_path, "tenant", "add", "acme")
+    added = json.loads(postbote(env, tmp_path, "domain", "add", "acme.test", "--tenant", "acme", "--json").stdout)
+    it_team_publishes(zone, added["records"])  # the tenant's CNAMEs exactly right; the platform zone not published
+    verified = postbote(env, tmp_path, "domain", "verify", "acme.test").stdout
+    for selector in ("pb1", "pb2"):
+        line = next(line for line in verified.splitlines() if line.startswith(f"{selector}._domainkey.acme.test is right"))
+        assert "postbote platform publish" in line and "Nothing to change at your side" in line, verified
+    assert "not to" not in verified and "your IT team" not in verified, verified
+    as_json = json.loads(postbote(env, tmp_path, "domain", "verify", "acme.test", "--json").stdout)
+    assert as_json["state"] == "pending"  # waiting for the platform is not a customer's failure
+    assert {r["cause"] for r in as_json["records"] if "_domainkey" in r["name"]} == {"platform_not_published"}
+    checked = postbote(env, tmp_path, "domain", "check", "acme.test").stdout
+    assert "Publish: pb1._domainkey" not in checked and "publish pb1._domainkey" not in checked, checked
+    assert "postbote platform publish" in checked.splitlines()[0], checked  # the verdict itself says whose move
+    assert "are right" in checked, checked
+    # A record that points elsewhere is the customer's to fix, and says so.
+    zone.remove("pb1._domainkey.acme.test", "CNAME")
+    zone.add("pb1._domainkey.acme.test", "CNAME", "pb1.somewhere-else.test.")
+    elsewhere = postbote(env, tmp_path, "domain", "verify", "acme.test").stdout
+    assert ("pb1._domainkey.acme.test points to pb1.somewhere-else.test, not to pb1.acme-test.dkim.platform.test"
+            in elsewhere), elsewhere
+    checked = postbote(env, tmp_path, "domain", "check", "acme.test").stdout
+    assert "Publish: pb1._domainkey.acme.test CNAME pb1.acme-test.dkim.platform.test." in checked, checked

@@ -76,7 +76,19 @@ def verify(domain: str, tenant: Optional[str] = TenantOpt, as_json: bool = JsonO
     with guarded(as_json) as app:
         app.check_store()
         data = service.verify(app, domain, _tenant_id(app, tenant))
-        emit_json(data) if as_json else console.print(_records_table(data))
+        if as_json:
+            emit_json(data)
+            return
+        console.print(_records_table(data))
+        _print_advice(data)
+
+
+def _print_advice(data: dict) -> None:
+    """Under the table, a sentence per record that is not ok: whose move it is."""
+    for r in data["records"]:
+        if r.get("advice") and (r["required"] or r["status"] != "missing"):
+            console.print(f"{r['name']}: {r['advice']}" if not r["advice"].startswith(r["name"]) else r["advice"],
+                          highlight=False)
 
 
 @domain_cli.command("check")

@@ -16,9 +16,12 @@ from .store import (
     list_domains,
     published_keys,
 )
-from .verify import Verification, check_records, verify_domain
+from .verify import PLATFORM_NOT_PUBLISHED, POINTS_ELSEWHERE, Verification, check_records, record_advice, verify_domain
 
 __all__ = [
+    "PLATFORM_NOT_PUBLISHED",
+    "POINTS_ELSEWHERE",
+    "record_advice",
     "sign",
     "platform_records",
     "publish",

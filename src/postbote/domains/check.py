@@ -20,7 +20,7 @@ from ..vocab import RecordStatus
 from . import spf_check
 from .records import return_path_host
 from .store import Domain, published_keys
-from .verify import check_records
+from .verify import PLATFORM_NOT_PUBLISHED, check_records
 
 _PSL = PublicSuffixList()
 
@@ -71,7 +71,7 @@ async def health_check(engine: Engine, resolver: Resolver, settings: Settings, d
     name = domain.name
     records = await check_records(resolver, settings, name, published_keys(engine, domain.id))
     dkim = _dkim_finding(records)
-    spf = await asyncio.to_thread(_spf_finding, settings, name)
+    spf = await asyncio.to_thread(_spf_finding, settings, name, records)
     dmarc_record, dmarc_at = await _dmarc_record(resolver, name)
     tags = _dmarc_tags(dmarc_record) if dmarc_record else {}
     spf_aligned = spf.details.get("return_path_passes", False) and tags.get("aspf", "r") != "s"
@@ -89,12 +89,20 @@ def _dkim_finding(records: list[dict]) -> Finding:
     if not bad:
         return Finding(True, "Both DKIM selectors point to the keys the platform publishes.",
                        details={"selectors": {r["name"]: r["status"] for r in cnames}})
-    fix = "Publish: " + "; ".join(f"{r['name']} CNAME {r['expected']}" for r in bad)
+    theirs = [r for r in bad if r.get("cause") != PLATFORM_NOT_PUBLISHED]
+    ours = [r for r in bad if r.get("cause") == PLATFORM_NOT_PUBLISHED]
+    fixes = []
+    if theirs:
+        fixes.append("Publish: " + "; ".join(f"{r['name']} CNAME {r['expected']}" for r in theirs) + ".")
+    if ours:
+        fixes.append(f"{_names(ours)} {'is' if len(ours) == 1 else 'are'} right; the platform has not published its "
+                     "side yet: the platform team runs 'postbote platform publish'.")
+    fix = " ".join(fixes)
     return Finding(False, f"{len(bad)} of {len(cnames)} DKIM CNAMEs are {'/'.join(sorted({r['status'] for r in bad}))}.",
                    fix, {"selectors": {r["name"]: r["status"] for r in cnames}})
 
 
-def _spf_finding(settings: Settings, domain: str) -> Finding:
+def _spf_finding(settings: Settings, domain: str, records: list[dict] = ()) -> Finding:
     records = spf_check.spf_records(settings, domain)
     rp = return_path_host(domain)
     probe_ip = settings.SOURCE_IPS[0] if settings.SOURCE_IPS else None
@@ -118,8 +126,11 @@ def _spf_finding(settings: Settings, domain: str) -> Finding:
     if syntax == "permerror":
         return Finding(False, f"The SPF record of {domain} has an error (permerror).", "Correct its syntax.", details)
     if not details["return_path_passes"] and probe_ip:
-        return Finding(False, f"Mail from the platform's IPs does not pass SPF for {rp} ({rp_result}).",
-                       f"Publish {rp} CNAME {settings.return_path_host}.", details)
+        cname_right = any(r["name"] == rp and r["status"] == RecordStatus.OK.value for r in records)
+        fix = (f"{rp} is right: it points to {settings.return_path_host}. The platform has not published the SPF "
+               f"record there yet: the platform team runs 'postbote platform publish'." if cname_right
+               else f"Publish {rp} CNAME {settings.return_path_host}.")
+        return Finding(False, f"Mail from the platform's IPs does not pass SPF for {rp} ({rp_result}).", fix, details)
     return Finding(True, f"SPF is valid ({lookups} of 10 lookups); the platform's return path {rp} passes.", None, details)
 
 
@@ -151,11 +162,21 @@ def _verdict(domain, passes, dkim, spf_aligned, tags, records) -> str:
     policy = tags.get("p", "none")
     if passes:
         return f"Mail sent as {domain} through Postbote will pass DMARC."
-    missing = "; ".join(f"{r['name']} CNAME {r['expected']}" for r in records
-                        if r["required"] and r["status"] != RecordStatus.OK.value)
+    bad = [r for r in records if r["required"] and r["status"] != RecordStatus.OK.value]
+    theirs = [r for r in bad if r.get("cause") != PLATFORM_NOT_PUBLISHED]
     consequence = {"reject": "will be rejected", "quarantine": "will go to spam"}.get(
         policy, "will fail DMARC and is likely to land in spam")
+    if not theirs and bad:
+        return (f"Mail sent as {domain} through Postbote {consequence} until the platform publishes its side: "
+                f"{_names(bad)} {'is' if len(bad) == 1 else 'are'} right at your side; the platform team runs "
+                "'postbote platform publish'.")
+    missing = "; ".join(f"{r['name']} CNAME {r['expected']}" for r in theirs)
     return f"Mail sent as {domain} through Postbote {consequence}: publish {missing}."
+
+
+def _names(records: list[dict]) -> str:
+    names = [r["name"] for r in records]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _partner_findings(settings: Settings, resolver: Resolver, domain: str):
