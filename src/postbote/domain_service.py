@@ -22,7 +22,9 @@ from .domains import (
 )
 from .domains.check import health_check
 from .domains.rotate import rotate_key
+from .holding import release_for_domain
 from .sending import vault_for
+from .vocab import DomainState
 
 
 def records_json(app: App, domain: Domain) -> list[dict]:
@@ -58,7 +60,9 @@ def add(app: App, tenant_id: int, name: str) -> dict:
 def verify(app: App, name: str, tenant_id: int | None = None) -> dict:
     domain = get_domain(app.engine, name, tenant_id=tenant_id)
     result = asyncio.run(verify_domain(app.engine, app.resolver, app.settings, domain))
+    released = _release_if_verified(app, domain, result)
     data = domain_json(app, get_domain(app.engine, name, tenant_id=tenant_id))
+    data["released"] = released
     data["previous_state"] = result.previous.value
     data["records"] = [{**r, "value": r["expected"], "advice": record_advice(r)} for r in result.records]
     return data
@@ -94,5 +98,13 @@ async def recheck_all(app: App) -> list[tuple[str, str, str]]:
     changes = []
     for domain in list_domains(app.engine):
         result = await verify_domain(app.engine, app.resolver, app.settings, domain)
+        await asyncio.to_thread(_release_if_verified, app, domain, result)
         changes.append((domain.name, result.previous.value, result.state.value))
     return changes
+
+
+def _release_if_verified(app: App, domain: Domain, result) -> list[str]:
+    """Where a domain's new state is recorded: once it is verified, the mail held for it goes."""
+    if result.state is not DomainState.VERIFIED:
+        return []
+    return release_for_domain(app.engine, app.settings, domain.name, domain.tenant_id)

@@ -151,7 +151,26 @@ def message_story(engine: Engine, settings: Settings, message_id: str, *, lang: 
     lang = check_language(lang or settings.LANGUAGE)
     view = message_status(engine, message_id, tenant_id=tenant_id)
     missing = _missing_records(engine, view)
-    return view, {r.address: recipient_explanation(settings, r, lang, missing) for r in view.recipients}
+    return view, {r.address: _not_sent(settings, view, r, lang) or recipient_explanation(settings, r, lang, missing)
+                  for r in view.recipients}
+
+
+def _not_sent(settings: Settings, view: MessageView, recipient: RecipientView, lang: str) -> dict | None:
+    """Held and cancelled recipients never met a server: their story is the hold (why, and what
+    releases it) or the cancellation, not a reply."""
+    from .replies.explain import texts
+
+    words = texts(lang)["_held"]
+    if recipient.state == "cancelled":
+        return {"id": "cancelled", "lang": lang, "category": None, "status": words["cancelled"], "cause": None, "fix": None}
+    if recipient.state != "held":
+        return None
+    requested = view.requested_from or view.sender
+    values = {"sender_domain": requested.rpartition("@")[2].rstrip(">").strip(), "message_id": view.id,
+              "expires": _when(view.expires_at)}
+    fix = words["fix_auto" if settings.RELEASE_HELD_ON_VERIFY else "fix_manual"]
+    return {"id": "held", "lang": lang, "category": None, "status": words["status"],
+            "cause": words["cause"].format_map(values), "fix": fix.format_map(values)}
 
 
 def _missing_records(engine: Engine, view: MessageView) -> tuple[str, ...]:

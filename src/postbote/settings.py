@@ -169,6 +169,10 @@ class Settings(BaseSettings):
         "", description="Base URL at which recipients reach the API, for one-click unsubscribe "
         "links in bulk mail (RFC 8058: HTTPS); empty: https://<PLATFORM_DOMAIN>.",
     )
+    RELEASE_HELD_ON_VERIFY: bool = Field(
+        True, description="Send held mail by itself once its sender domain is verified (held by the "
+        "tenant's hold policy); false: only 'postbote message release' sends it.",
+    )
     PARTNER_IPS: CommaList = Field(
         default_factory=list,
         description="IP addresses of partners that send mail in tenants' names (the "

@@ -48,6 +48,7 @@ def message_json(view: MessageView, explanations: dict[str, dict] | None = None)
         "size": view.size,
         "created_at": iso_utc(view.created_at),
         "expires_at": iso_utc(view.expires_at),
+        "hold": _hold(view),
         "recipients": [
             {
                 "address": r.address,
@@ -62,6 +63,14 @@ def message_json(view: MessageView, explanations: dict[str, dict] | None = None)
             for r in view.recipients
         ],
     }
+
+
+def _hold(view: MessageView) -> dict | None:
+    """Why the message is held and the ways out, while a recipient is held; else null."""
+    if not any(r.state == "held" for r in view.recipients):
+        return None
+    return {"reason": view.sender_note, "expires_at": iso_utc(view.expires_at),
+            "release": f"POST /v1/messages/{view.id}/release", "cancel": f"POST /v1/messages/{view.id}/cancel"}
 
 
 def message_page_json(page: MessagePage) -> dict:

@@ -15,6 +15,7 @@ class DeliveryState(StrEnum):
     BOUNCED = "bounced"  # permanent failure; no further attempt
     EXPIRED = "expired"  # temporary failures until MAX_LIFETIME ran out
     HELD = "held"  # not sent: the sender asked for was not verified and the tenant's policy is hold
+    CANCELLED = "cancelled"  # not sent: the tenant cancelled it before it left
 
 
 PENDING_STATES = (DeliveryState.QUEUED, DeliveryState.DEFERRED)
@@ -73,6 +74,8 @@ class EventKind(StrEnum):
     BOUNCED = "bounced"
     EXPIRED = "expired"
     HELD = "held"
+    RELEASED = "released"  # held mail let go: by hand, or because its sender domain was verified
+    CANCELLED = "cancelled"
     COMPLAINED = "complained"  # the recipient reported the message as spam (ARF)
     REPORT = "report"  # a bounce or report arrived that changed nothing (delayed, unreadable)
 

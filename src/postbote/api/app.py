@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from .. import __version__
-from .. import domain_service
+from .. import domain_service, holding
 from ..app import App
 from ..domains import get_domain, list_domains
 from ..recipients import check_addresses, find_many
@@ -86,6 +86,18 @@ def create_api(app: App) -> FastAPI:
         """Each recipient's state, every attempt with the receiving server's reply and its
         category, and an explanation of where it stands (``lang``: de, en or es)."""
         return message_json(*message_story(app.engine, app.settings, message_id, lang=lang, tenant_id=who.id))
+
+    @api.post("/v1/messages/{message_id}/release", responses=_ERRORS)
+    def post_release(message_id: str, who: Tenant = Depends(tenant)) -> dict:
+        """Send one of your held messages now, from the sender chosen at this moment (your verified
+        domain, else the platform's default sender). 409 ``message_not_held`` when nothing is held."""
+        done = holding.release(app.engine, app.settings, message_id, tenant_id=who.id)
+        return {"id": done.id, "released": done.released, "sender": {"used": done.sender, "note": done.note}}
+
+    @api.post("/v1/messages/{message_id}/cancel", responses=_ERRORS)
+    def post_cancel(message_id: str, who: Tenant = Depends(tenant)) -> dict:
+        """Cancel what has not left yet (held, queued, deferred). 409 when nothing is left."""
+        return {"id": message_id, "cancelled": holding.cancel(app.engine, message_id, tenant_id=who.id)}
 
     @api.post("/v1/explanations/{explanation_id}/feedback", status_code=201, responses=_ERRORS)
     def post_feedback(explanation_id: str, body: FeedbackRequest, who: Tenant = Depends(tenant)) -> dict:

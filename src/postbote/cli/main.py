@@ -262,6 +262,8 @@ async def _recheck_domains(app: App, stop: asyncio.Event) -> None:
     """Re-check every sender domain in DNS on the DOMAIN_RECHECK_INTERVAL schedule."""
     from ..domain_service import recheck_all
 
+    from ..holding import expire_held
+
     log = logging.getLogger("postbote.domains")
     while not stop.is_set():
         try:
@@ -270,6 +272,12 @@ async def _recheck_domains(app: App, stop: asyncio.Event) -> None:
                     log.warning("domain %s: %s -> %s", name, before, after)
         except Exception:
             log.exception("domain re-check failed")
+        try:
+            expired = await asyncio.to_thread(expire_held, app.engine)
+            if expired:
+                log.info("%d held recipient(s) expired after MAX_LIFETIME", expired)
+        except Exception:
+            log.exception("expiring held mail failed")
         try:
             await asyncio.wait_for(stop.wait(), app.settings.recheck_seconds)
         except asyncio.TimeoutError:

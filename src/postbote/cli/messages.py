@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from ..holding import cancel, release
 from ..queue import MAX_PAGE, list_messages
 from ..tenants import get_tenant
 from ..views import message_page_json
@@ -47,3 +48,29 @@ def list_command(
             console.print("no messages")
         if data["next_cursor"]:
             console.print(f"more: --cursor {data['next_cursor']}", highlight=False)
+
+
+@message_cli.command("release")
+def release_command(message_id: str, as_json: bool = JsonOpt) -> None:
+    """Send a held message now; its sender is chosen again at this moment."""
+    with guarded(as_json) as app:
+        app.check_store()
+        done = release(app.engine, app.settings, message_id)
+        data = {"id": done.id, "released": done.released, "sender": {"used": done.sender, "note": done.note}}
+        if as_json:
+            emit_json(data)
+        else:
+            console.print(f"message {done.id} released: {len(done.released)} recipient(s) queued, from {done.sender}"
+                          + (f" — {done.note}" if done.note else ""), highlight=False)
+
+
+@message_cli.command("cancel")
+def cancel_command(message_id: str, as_json: bool = JsonOpt) -> None:
+    """Never send what has not left yet: held, queued and deferred recipients are cancelled."""
+    with guarded(as_json) as app:
+        app.check_store()
+        cancelled = cancel(app.engine, message_id)
+        if as_json:
+            emit_json({"id": message_id, "cancelled": cancelled})
+        else:
+            console.print(f"message {message_id}: {len(cancelled)} recipient(s) cancelled", highlight=False)

@@ -10,7 +10,8 @@ from rich.text import Text
 
 from ..settings import Settings
 
-_STATE_STYLE = {"delivered": "green", "queued": "cyan", "deferred": "yellow", "bounced": "red", "expired": "red"}
+_STATE_STYLE = {"delivered": "green", "queued": "cyan", "deferred": "yellow", "bounced": "red", "expired": "red",
+                "held": "magenta", "cancelled": "dim"}
 
 
 def state_text(state: str) -> Text:
@@ -67,6 +68,9 @@ def status(data: dict) -> Group:
         table.add_column(column)
     for r in data["recipients"]:
         detail = r["last_reply"] or ""
+        explanation = r.get("explanation") or {}
+        if r["state"] in ("held", "cancelled"):
+            detail = " ".join(x for x in (explanation.get("status"), explanation.get("cause"), explanation.get("fix")) if x)
         if r["next_attempt_at"]:
             detail += f"\nnext attempt {r['next_attempt_at']}"
         for a in r["history"]:
