@@ -20,7 +20,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from .compose import Mailbox, parse_mailbox
 from .compose import mime
-from .db.schema import deliveries, events, messages, tenants, utcnow
+from .db.schema import deliveries, events, messages, recipient_copies, tenants, utcnow
 from .domains import choose_sender, sign
 from .errors import ConflictError, NotFoundError
 from .settings import Settings
@@ -107,8 +107,16 @@ def release(engine: Engine, settings: Settings, message_id: str, *, tenant_id: i
     reply_to = _reply_to(head)
     decision = choose_sender(engine, settings, tenant_id=row.tenant_id, tenant_name=row.display_name,
                              policy=SenderPolicy.FALLBACK, requested=requested, reply_to=reply_to)
-    raw = _readdressed(row.raw, decision.sender, decision.reply_to)
-    raw = sign(raw, domain=decision.dkim_domain, selector=decision.key.selector, key=vault.open(decision.key.sealed))
+    key = vault.open(decision.key.sealed)
+
+    def redone(stored: bytes) -> bytes:
+        readdressed = _readdressed(stored, decision.sender, decision.reply_to)
+        return sign(readdressed, domain=decision.dkim_domain, selector=decision.key.selector, key=key)
+
+    raw = redone(row.raw)
+    with engine.connect() as conn:
+        copies = {c.recipient: redone(bytes(c.raw)) for c in conn.execute(
+            select(recipient_copies).where(recipient_copies.c.message_id == message_id))}
     now = utcnow()
     sender_text = str(decision.sender.header())
     with engine.begin() as conn:
@@ -118,6 +126,9 @@ def release(engine: Engine, settings: Settings, message_id: str, *, tenant_id: i
         conn.execute(update(messages).where(messages.c.id == message_id).values(
             raw=raw, size=len(raw), from_header=sender_text, mail_from=f"bounces+{message_id}@{decision.envelope_host}",
             sender_note=decision.note, dkim_domain=decision.dkim_domain, dkim_selector=decision.key.selector))
+        for recipient, copy in copies.items():
+            conn.execute(update(recipient_copies).where(recipient_copies.c.message_id == message_id,
+                                                        recipient_copies.c.recipient == recipient).values(raw=copy))
         conn.execute(update(deliveries).where(deliveries.c.message_id == message_id,
                                               deliveries.c.state == DeliveryState.HELD.value)
                      .values(state=DeliveryState.QUEUED.value, next_attempt_at=now, updated_at=now))

@@ -46,11 +46,16 @@ def vault_for(secret_key: str) -> KeyVault:
 
 
 def check_recipients(engine: Engine, settings: Settings, tenant: Tenant, recipients: list[str],
-                     resolver: Resolver, message_class: MessageClass | None = None) -> tuple[list[str], list[AddressCheck]]:
-    """(the recipients that may be sent to, as "Name <address>"; the refused ones, with why).
-    A line break anywhere refuses the whole message: that is an attack, not a typo."""
+                     resolver: Resolver, message_class: MessageClass | None = None
+                     ) -> tuple[list[tuple[int, str]], list[AddressCheck]]:
+    """(the recipients that may be sent to, as (index in ``recipients``, "Name <address>"); the
+    refused ones, with why). A line break anywhere refuses the whole message: that is an attack,
+    not a typo."""
     if not recipients:
         raise InvalidMessageError("The message has no recipient.", hint="Give at least one 'to'.")
+    if len(recipients) > MAX_RECIPIENTS:
+        raise InvalidMessageError(f"A message may have at most {MAX_RECIPIENTS} recipients, not {len(recipients)}.",
+                                  code="too_many_recipients", hint="Send to more people in several messages.")
     parsed: list[Mailbox | AddressCheck] = []
     for text in recipients:
         try:
@@ -66,10 +71,10 @@ def check_recipients(engine: Engine, settings: Settings, tenant: Tenant, recipie
         suppressed = {a: s for a, s in suppressed.items() if s.reason != SuppressionReason.UNSUBSCRIBED.value}
     checks = iter(run_coroutine(check_addresses(addresses, settings, resolver, suppressed)) if addresses else [])
     accepted, refused = [], []
-    for item in parsed:
+    for index, item in enumerate(parsed):
         result = next(checks) if isinstance(item, Mailbox) else item
         if result.ok:
-            accepted.append(str(Mailbox(result.normalized, item.display_name).header()))
+            accepted.append((index, str(Mailbox(result.normalized, item.display_name).header())))
         else:
             refused.append(result)
     if not accepted:
@@ -78,6 +83,38 @@ def check_recipients(engine: Engine, settings: Settings, tenant: Tenant, recipie
         error.details = [r.to_dict() for r in refused]
         raise error
     return accepted, refused
+
+
+MAX_RECIPIENTS = 1000  # per message, to, cc and bcc together
+
+
+def _split_fields(fields: list[list[str]], accepted: list[tuple[int, str]]) -> dict:
+    """The accepted recipients back into to, cc and bcc (``accepted``: index in all, normalised)."""
+    bounds, start = [], 0
+    for f in fields:
+        bounds.append((start, start + len(f)))
+        start += len(f)
+    split = [[text for index, text in accepted if lo <= index < hi] for lo, hi in bounds]
+    return {"recipients": split[0], "cc": split[1], "bcc": split[2]}
+
+
+def _compose_copies(draft: Draft, id_domain: str, message_id: str):
+    """The message and, unless the caller asked for a shared To/Cc, one copy per recipient with
+    only its own address in To: nobody learns who else got it (for mail to job candidates that
+    is a data-protection matter). The message's own bytes then name nobody (undisclosed
+    recipients), so that no path could ever send the whole list. One recipient needs no copy."""
+    if draft.shared:
+        return compose(draft, id_domain=id_domain, message_id=message_id), None
+    everyone = [*draft.recipients, *draft.cc, *draft.bcc]
+    if len(everyone) == 1:
+        return compose(replace(draft, recipients=everyone, cc=[], bcc=[]), id_domain=id_domain,
+                       message_id=message_id), None
+    message = compose(replace(draft, recipients=[], cc=[], bcc=everyone), id_domain=id_domain, message_id=message_id)
+    shown = {parse_mailbox(text, field="recipient").address.lower(): text for text in everyone}
+    copies = {r.address: compose(replace(draft, recipients=[shown[r.address.lower()]], cc=[], bcc=[]),
+                                 id_domain=id_domain, message_id=message_id).raw
+              for r in message.recipients}
+    return message, copies
 
 
 _PLATFORM_KEYS_READY: set[str] = set()  # stores whose platform keys exist: checked once per process
@@ -113,11 +150,13 @@ def send(engine: Engine, settings: Settings, tenant: Tenant, draft: Draft, *, re
     requested = parse_mailbox(draft.sender, field="sender")
     refuse_line_breaks("subject", draft.subject)  # an attack is refused before any DNS is asked
     resolver = resolver or Resolver(settings)
-    to, refused = check_recipients(engine, settings, tenant, list(draft.recipients), resolver, message_class)
-    draft = replace(draft, recipients=to)
+    fields = [list(draft.recipients), list(draft.cc), list(draft.bcc)]
+    everyone, refused = check_recipients(engine, settings, tenant, [a for f in fields for a in f], resolver,
+                                         message_class)
+    draft = replace(draft, **_split_fields(fields, everyone))
     reply_to = parse_mailbox(draft.reply_to, field="reply-to") if draft.reply_to else None
     fresh = None
-    if len(draft.recipients) >= settings.BULK_THRESHOLD:
+    if len(everyone) >= settings.BULK_THRESHOLD:
         # Before a bulk send, look at the tenant's domain in DNS now rather than trust the last check.
         domain = find_domain(engine, requested.domain)
         if domain is not None and domain.tenant_id == tenant.id:
@@ -127,12 +166,16 @@ def send(engine: Engine, settings: Settings, tenant: Tenant, draft: Draft, *, re
                              policy=tenant.sender_policy, requested=requested, reply_to=reply_to, domain=fresh)
     message_id = new_message_id()
     sender_text = str(decision.sender.header())
-    message = compose(replace(draft, sender=sender_text, reply_to=str(decision.reply_to.header()) if decision.reply_to else None),
-                      id_domain=settings.PLATFORM_DOMAIN, message_id=message_id)
+    draft = replace(draft, sender=sender_text, reply_to=str(decision.reply_to.header()) if decision.reply_to else None)
+    message, copies = _compose_copies(draft, settings.PLATFORM_DOMAIN, message_id)
     if decision.key is not None:
-        signed = sign(message.raw, domain=decision.dkim_domain, selector=decision.key.selector,
-                      key=vault.open(decision.key.sealed))
-        message = replace(message, raw=signed)
+        key = vault.open(decision.key.sealed)
+
+        def signed(raw: bytes) -> bytes:
+            return sign(raw, domain=decision.dkim_domain, selector=decision.key.selector, key=key)
+
+        message = replace(message, raw=signed(message.raw))
+        copies = {address: signed(raw) for address, raw in copies.items()} if copies else None
     outgoing = Outgoing(
         message,
         mail_from=f"bounces+{message_id}@{decision.envelope_host}" if not decision.held else requested.address,
@@ -141,6 +184,7 @@ def send(engine: Engine, settings: Settings, tenant: Tenant, draft: Draft, *, re
         dkim_domain=decision.dkim_domain if decision.key else None,
         dkim_selector=decision.key.selector if decision.key else None,
         held=decision.held,
+        copies=copies,
     )
     if acceptor is not None:
         acceptor.enqueue(tenant.id, outgoing, lifetime=settings.max_lifetime_seconds)

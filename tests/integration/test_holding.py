@@ -158,3 +158,19 @@ def test_cancel_and_expiry(held_setup, tmp_path):
     assert run_worker(app, timeout=3).claimed == 0
     story = json.loads(postbote(env, tmp_path, "status", cancelled, "--json").stdout)
     assert story["recipients"][0]["explanation"]["status"].startswith("Not sent: the message was cancelled")
+
+
+def test_released_copies_still_name_only_their_recipient(held_setup, zone, smtp_port):
+    app, acme, _ = held_setup()
+    zone.mail_domain("firma.test", (10, "mx.firma.test", MX1))
+    accepted = send(app.engine, app.settings, acme, Draft("hr@acme.test", ["anna@kunde.test", "ben@firma.test"], "s", "t"))
+    client, headers = _client(app)
+    assert client.post(f"/v1/messages/{accepted.id}/release", headers=headers["acme"]).status_code == 200
+    with Receiver(MX1, smtp_port) as mx:
+        run_worker(app)
+    assert len(mx.messages) == 2
+    for received in mx.messages:
+        parsed = email.message_from_bytes(received.data, policy=email.policy.default)
+        assert parsed["To"] == received.recipients[0] and parsed["From"].endswith("<notification@platform.test>")
+        other = ({"anna@kunde.test", "ben@firma.test"} - {received.recipients[0]}).pop()
+        assert other.encode() not in received.data and len(parsed.get_all("DKIM-Signature")) == 1

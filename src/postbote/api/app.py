@@ -68,7 +68,7 @@ def create_api(app: App) -> FastAPI:
     def post_message(body: SendRequest, who: Tenant = Depends(tenant)) -> dict:
         """Queue a message. 202: accepted, each recipient `queued`."""
         draft = Draft(sender=body.sender, recipients=body.to, subject=body.subject, text=body.text,
-                      html=body.html, reply_to=body.reply_to)
+                      html=body.html, reply_to=body.reply_to, cc=body.cc, bcc=body.bcc, shared=body.shared)
         return accepted_json(send(app.engine, app.settings, who, draft, resolver=app.resolver,
                                      acceptor=app.acceptor))
 

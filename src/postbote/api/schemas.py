@@ -11,7 +11,13 @@ class SendRequest(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
     sender: str = Field(alias="from", description="From address, e.g. 'ACME HR <hr@acme.com>'.")
-    to: list[str] = Field(min_length=1, description="Recipients.")
+    to: list[str] = Field(default_factory=list, max_length=1000, description="Recipients, each shown in To: of their own copy "
+                          "(or of the one shared copy, with shared).")
+    cc: list[str] = Field(default_factory=list, max_length=1000,
+                          description="Copy recipients; shown in Cc: only with shared, else each gets a copy of their own.")
+    bcc: list[str] = Field(default_factory=list, max_length=1000, description="Blind copies: never in any header.")
+    shared: bool = Field(False, description="One copy for all, with To: and Cc: as given, so that recipients see "
+                                            "each other. Default: one copy per recipient, each with only its own address in To:.")
     subject: str
     text: str = Field("", description="Plain-text body.")
     html: Optional[str] = Field(None, description="HTML body, sent as multipart/alternative.")

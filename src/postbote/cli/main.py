@@ -183,7 +183,10 @@ def tenant_policy(name: str, policy: str = typer.Argument(..., help="fallback or
 def send(
     tenant: str = typer.Option(..., "--tenant", help="Tenant name."),
     sender: str = typer.Option(..., "--from", help="From address, e.g. 'ACME HR <hr@acme.com>'."),
-    to: list[str] = typer.Option(..., "--to", help="Recipient; repeat for several."),
+    to: list[str] = typer.Option([], "--to", help="Recipient; repeat for several. Each gets a copy of their own."),
+    cc: list[str] = typer.Option([], "--cc", help="Copy recipient (shown in Cc: with --shared); repeat for several."),
+    bcc: list[str] = typer.Option([], "--bcc", help="Blind copy: never in any header; repeat for several."),
+    shared: bool = typer.Option(False, "--shared", help="One copy for all, To: and Cc: visible to everyone."),
     subject: str = typer.Option(..., "--subject"),
     text: str = typer.Option(..., "--text", help="Plain-text body."),
     html: Optional[str] = typer.Option(None, "--html", help="HTML body (sent as an alternative)."),
@@ -195,7 +198,8 @@ def send(
         app.check_store()
         accepted = send_message(
             app.engine, app.settings, get_tenant(app.engine, tenant),
-            Draft(sender=sender, recipients=to, subject=subject, text=text, html=html, reply_to=reply_to),
+            Draft(sender=sender, recipients=to, subject=subject, text=text, html=html, reply_to=reply_to,
+                  cc=cc, bcc=bcc, shared=shared),
             resolver=app.resolver,
         )
         data = accepted_json(accepted)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import format_datetime
 
 from ..db.schema import utcnow
@@ -27,6 +27,9 @@ class Draft:
     html: str | None = None
     reply_to: str | None = None
     headers: tuple[tuple[str, str], ...] = ()  # further fields, e.g. List-Unsubscribe (RFC 8058)
+    cc: list[str] = field(default_factory=list)  # shown in Cc: (a shared copy only)
+    bcc: list[str] = field(default_factory=list)  # envelope only: never in any header
+    shared: bool = False  # one copy for all with To/Cc shown, instead of one copy per recipient
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +50,10 @@ def new_message_id() -> str:
 def compose(draft: Draft, *, id_domain: str, message_id: str | None = None) -> ComposedMessage:
     """Check the draft and build the bytes that go on the wire. Raises InputError subclasses."""
     sender = parse_mailbox(draft.sender, field="sender")
-    recipients = _unique_recipients(draft.recipients)
+    shown_to = _unique_recipients(draft.recipients, allow_none=bool(draft.cc or draft.bcc))
+    shown_cc = _unique_recipients(draft.cc, allow_none=True)
+    # The envelope: everyone, once. Bcc recipients are in it and nowhere else (RFC 5322 §3.6.3).
+    recipients = _unique_recipients([*draft.recipients, *draft.cc, *draft.bcc])
     refuse_line_breaks("subject", draft.subject)
     if not draft.subject.strip():
         raise InvalidMessageError("The subject is empty.", hint="Give every message a subject.")
@@ -61,8 +67,13 @@ def compose(draft: Draft, *, id_domain: str, message_id: str | None = None) -> C
     message_id_header = f"<{id_}@{id_domain}>"
     headers = [
         mime.address_header("From", [mime.address(sender.display_name, sender.address)]),
-        mime.address_header("To", [mime.address(r.display_name, r.address) for r in recipients]),
     ]
+    if shown_to:
+        headers.append(mime.address_header("To", [mime.address(r.display_name, r.address) for r in shown_to]))
+    else:  # only Bcc recipients: RFC 5322 §3.6.3 allows To to be left out; say so rather than leak
+        headers.append(mime.header("To", "undisclosed-recipients:;"))
+    if shown_cc:
+        headers.append(mime.address_header("Cc", [mime.address(r.display_name, r.address) for r in shown_cc]))
     if reply_to:
         headers.append(mime.address_header("Reply-To", [mime.address(reply_to.display_name, reply_to.address)]))
     headers += [
@@ -94,7 +105,9 @@ def _check_extra(name: str, value: str) -> None:
     refuse_line_breaks(name, value)
 
 
-def _unique_recipients(addresses: list[str]) -> tuple[Mailbox, ...]:
+def _unique_recipients(addresses: list[str], *, allow_none: bool = False) -> tuple[Mailbox, ...]:
+    if not addresses and allow_none:
+        return ()
     if not addresses:
         raise InvalidMessageError("The message has no recipient.", hint="Give at least one 'to'.")
     seen: dict[str, Mailbox] = {}

@@ -215,6 +215,17 @@ suppressions = Table(
     UniqueConstraint("tenant_id", "address"),
 )
 
+# One copy per recipient (the default): each recipient's own bytes, with only its own address in
+# To:, signed on their own. A message sent with a shared To/Cc has no rows here: every recipient
+# gets messages.raw. Kept apart from deliveries so that claiming and recording rewrite no message.
+recipient_copies = Table(
+    "recipient_copies",
+    metadata,
+    Column("message_id", ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("recipient", String(320), primary_key=True),
+    Column("raw", LargeBinary, nullable=False),
+)
+
 explanation_feedback = Table(
     "explanation_feedback",
     metadata,

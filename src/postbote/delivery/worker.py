@@ -16,7 +16,7 @@ import socket
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import Engine
@@ -27,6 +27,7 @@ from ..queue import (
     ClaimedDelivery,
     DeliveryUpdate,
     claim_due,
+    load_copies,
     load_messages,
     next_due_at,
     pending_count,
@@ -151,7 +152,8 @@ class Worker:
         self.stats.claimed += len(claimed)
         message_ids = {d.message_id for d in claimed}
         queued = await self._db_call(load_messages, self.engine, message_ids)
-        for job in self._jobs(claimed, queued):
+        copies = await self._db_call(load_copies, self.engine, claimed)
+        for job in self._jobs(claimed, queued, copies):
             key = (job.domain, job.source_ip)
             destination = self._destinations.get(key)
             if destination is None:
@@ -159,15 +161,22 @@ class Worker:
             destination.put(job)
         return len(claimed)
 
-    def _jobs(self, claimed: list[ClaimedDelivery], queued: dict) -> list[Job]:
-        grouped: dict[tuple[str, str], list[ClaimedDelivery]] = defaultdict(list)
+    def _jobs(self, claimed: list[ClaimedDelivery], queued: dict, copies: dict | None = None) -> list[Job]:
+        """One job per message and domain — and per recipient where the recipient has a copy of
+        its own (it must not share a transaction, nor the bytes, with anyone)."""
+        copies = copies or {}
+        grouped: dict[tuple[str, str, str | None], list[ClaimedDelivery]] = defaultdict(list)
         for d in claimed:
-            grouped[(d.message_id, d.domain)].append(d)
+            own = d.recipient if (d.message_id, d.recipient) in copies else None
+            grouped[(d.message_id, d.domain, own)].append(d)
         jobs = []
-        for (message_id, domain), group in grouped.items():
+        for (message_id, domain, own), group in grouped.items():
             kept = next((d.source_ip for d in group if d.source_ip), None)
             source_ip = pick_source_ip(domain, kept, self.settings.SOURCE_IPS)
-            jobs.append(Job(queued[message_id], domain, source_ip, group))
+            message = queued[message_id]
+            if own is not None:
+                message = replace(message, raw=copies[(message_id, own)])
+            jobs.append(Job(message, domain, source_ip, group))
         return jobs
 
     async def _idle(self, deadline: float | None, stop: asyncio.Event | None) -> None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import Engine, or_, select, tuple_, update
 
-from ..db.schema import deliveries, messages
+from ..db.schema import deliveries, messages, recipient_copies
 from ..vocab import PENDING_STATES
 
 
@@ -96,3 +96,19 @@ def release(engine: Engine, *, owner: str, ids: list[int]) -> None:
             .where(deliveries.c.id.in_(ids), deliveries.c.lease_owner == owner)
             .values(lease_owner=None, lease_expires_at=None)
         )
+
+
+def load_copies(engine: Engine, claimed: list[ClaimedDelivery]) -> dict[tuple[str, str], bytes]:
+    """The recipients' own copies among the claimed deliveries, by (message id, recipient); a
+    delivery without one gets the message's shared bytes."""
+    if not claimed:
+        return {}
+    wanted = list({(d.message_id, d.recipient) for d in claimed})
+    found: dict[tuple[str, str], bytes] = {}
+    with engine.connect() as conn:
+        for start in range(0, len(wanted), 500):
+            pairs = wanted[start:start + 500]
+            for row in conn.execute(select(recipient_copies).where(
+                    tuple_(recipient_copies.c.message_id, recipient_copies.c.recipient).in_(pairs))):
+                found[(row.message_id, row.recipient)] = bytes(row.raw)
+    return found

@@ -10,7 +10,7 @@ from typing import Iterable
 from sqlalchemy import Connection, Engine, insert
 
 from ..compose import ComposedMessage
-from ..db.schema import deliveries, events, messages, utcnow
+from ..db.schema import deliveries, events, messages, recipient_copies, utcnow
 from ..vocab import DeliveryState, EventKind
 
 
@@ -25,6 +25,7 @@ class Outgoing:
     dkim_domain: str | None = None
     dkim_selector: str | None = None
     held: bool = False  # stored, but not to be sent
+    copies: dict[str, bytes] | None = None  # recipient address → its own copy; None: all get message.raw
 
     @classmethod
     def plain(cls, message: ComposedMessage) -> "Outgoing":
@@ -41,7 +42,7 @@ def enqueue_in(conn: Connection, tenant_id: int, batch: Iterable[Outgoing], *, l
     """Store many messages inside the caller's transaction (bulk acceptance, benchmarks)."""
     now = utcnow()
     expires = now + timedelta(seconds=lifetime)
-    message_rows, delivery_rows, event_rows = [], [], []
+    message_rows, delivery_rows, event_rows, copy_rows = [], [], [], []
     for item in batch:
         message = item.message
         message_rows.append(
@@ -75,6 +76,8 @@ def enqueue_in(conn: Connection, tenant_id: int, batch: Iterable[Outgoing], *, l
                     "updated_at": now,
                 }
             )
+        copy_rows += [{"message_id": message.id, "recipient": address, "raw": raw}
+                      for address, raw in (item.copies or {}).items()]
         event_rows.append(
             {
                 "message_id": message.id,
@@ -87,5 +90,7 @@ def enqueue_in(conn: Connection, tenant_id: int, batch: Iterable[Outgoing], *, l
     if message_rows:
         conn.execute(insert(messages), message_rows)
         conn.execute(insert(deliveries), delivery_rows)
+        if copy_rows:
+            conn.execute(insert(recipient_copies), copy_rows)
         conn.execute(insert(events), event_rows)
     return now
