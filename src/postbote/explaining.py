@@ -119,6 +119,9 @@ def recipient_explanation(settings: Settings, recipient: RecipientView, lang: st
                         partner_ips=tuple(settings.PARTNER_IPS), state=recipient.state,
                         next_attempt=_when(recipient.next_attempt_at), missing_records=missing_records)
     last = recipient.history[-1] if recipient.history else None
+    report = recipient.reports[-1] if recipient.reports else None
+    if report is not None and recipient.state == "bounced":
+        return _bounced_later(settings, recipient, report, last, lang, context_args)
     if last is None or last.outcome == "delivered":
         return {"id": None, "lang": lang, "category": None, "status": _status_only(recipient, lang, context_args),
                 "cause": None, "fix": None}
@@ -134,6 +137,26 @@ def recipient_explanation(settings: Settings, recipient: RecipientView, lang: st
         "cause": explanation.cause,
         "fix": " ".join([explanation.fix, *explanation.extras]),
     }
+
+
+def _bounced_later(settings: Settings, recipient: RecipientView, report, accepted, lang: str,
+                   context_args: dict) -> dict:
+    """The receiving server said 250, and a report came later: classify and explain what the
+    report says (its status and diagnostic), as if the server had said it at once."""
+    from .inbound.meaning import classify_recipient
+    from .inbound.parse import RecipientStatus
+    from .replies.explain import texts
+
+    meaning = classify_recipient(RecipientStatus(recipient.address, "failed", report.status, report.diagnostic),
+                                 accepted.mx_host if accepted else None)
+    if meaning.category in (ReplyCategory.INVALID_RECIPIENT, ReplyCategory.HOST_UNKNOWN):
+        context_args["suggestion"] = suggest(recipient.address)
+    context_args["state"] = None
+    explanation = explain(meaning, lang, ExplanationContext(**context_args))
+    status = texts(lang)["_status"]["bounced_later"].format(
+        accepted_at=_when(accepted.started_at) if accepted else "-", bounced_at=_when(report.at))
+    return {"id": explanation.id, "lang": lang, "category": meaning.category.value, "status": status,
+            "cause": explanation.cause, "fix": " ".join([explanation.fix, *explanation.extras])}
 
 
 def _status_only(recipient: RecipientView, lang: str, context_args: dict) -> str:

@@ -59,6 +59,8 @@ def message_json(view: MessageView, explanations: dict[str, dict] | None = None)
                 "category": r.category,
                 "explanation": (explanations or {}).get(r.address),
                 "history": [attempt_json(a) for a in r.history],
+                "reports": [{"at": iso_utc(x.at), "source": x.source, "status": x.status, "diagnostic": x.diagnostic,
+                             "category": x.category} for x in r.reports],
             }
             for r in view.recipients
         ],

@@ -76,6 +76,8 @@ def status(data: dict) -> Group:
         for a in r["history"]:
             where = f"{a['mx_host']} [{a['mx_ip']}]" if a["mx_host"] else "no connection"
             detail += f"\n  {a['started_at']} {where} from {a['source_ip'] or '-'}: {a['reply']}"
+        for x in r.get("reports", []):
+            detail += f"\n  {x['at']} reported later ({x['source']}): {x['status'] or ''} {x['diagnostic']}"
         table.add_row(r["address"], Text(r["state"], style=_STATE_STYLE.get(r["state"], "")), str(r["attempts"]), detail.strip())
     return Group(title, table)
 
@@ -133,6 +135,12 @@ def story(data: dict) -> Text:
             out.append(f"{a['reply_code'] or ''} {a['reply']}".strip())
             if a["category"]:
                 out.append(f"  ({a['category']})", style="yellow")
+            out.append("\n")
+        for x in r.get("reports", []):
+            out.append(f"  {x['at']}  {words.get('reported_later', 'reported later')} ({x['source']})  ", style="dim")
+            out.append(f"{x['status'] or ''} {x['diagnostic']}".strip())
+            if x["category"]:
+                out.append(f"  ({x['category']})", style="yellow")
             out.append("\n")
         if explanation.get("cause"):
             out.append(f"  {words['cause_label']}: ", style="bold")

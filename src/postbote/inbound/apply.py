@@ -52,7 +52,9 @@ def apply_report(engine: Engine, message_id: str, report: Report) -> list[str]:
                     state=DeliveryState.BOUNCED.value, last_reply=text, category=meaning.category.value, updated_at=now,
                     finished_at=now))
             _event(conn, message_id, row, EventKind.BOUNCED, now, {"reason": text, "category": meaning.category.value,
-                                                                   "source": report.kind, "was": row.state})
+                                                                   "source": report.kind, "was": row.state,
+                                                                   "action": status.action, "status": status.status,
+                                                                   "diagnostic": status.diagnostic[:4000]})
             if meaning.suppress:
                 suppress_in(conn, tenant_id, status.address, SuppressionReason.HARD_BOUNCE, source_message_id=message_id,
                             detail=text)

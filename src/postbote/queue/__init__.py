@@ -6,7 +6,7 @@ from .group_commit import GroupCommit
 from .listing import MAX_PAGE, MessagePage, MessageSummary, list_messages
 from .record import AttemptRecord, DeliveryUpdate, record_outcomes
 from .report import FeedbackCount, OutcomeCount, feedback_counts, outcome_counts
-from .status import MessageView, RecipientView, AttemptView, message_status, next_due_at, pending_count
+from .status import MessageView, RecipientView, ReportView, AttemptView, message_status, next_due_at, pending_count
 
 __all__ = [
     "MAX_PAGE",
@@ -32,6 +32,7 @@ __all__ = [
     "record_outcomes",
     "MessageView",
     "RecipientView",
+    "ReportView",
     "AttemptView",
     "message_status",
     "next_due_at",

@@ -3,12 +3,12 @@ counts a worker needs to know whether anything is left to do."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Engine, func, select
 
-from ..db.schema import attempts, deliveries, messages
+from ..db.schema import attempts, deliveries, events, messages
 from ..errors import NotFoundError
 from ..vocab import PENDING_STATES
 
@@ -31,6 +31,18 @@ class AttemptView:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportView:
+    """A failure reported after the receiving server had answered 250 (a DSN, a bounce)."""
+
+    at: datetime
+    source: str  # dsn, prose, ses … (the reader's kind of report)
+    status: str | None  # the reported enhanced status code
+    diagnostic: str  # the reported diagnostic (the remote server's reply, as quoted)
+    category: str | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class RecipientView:
     address: str
     state: str
@@ -40,6 +52,7 @@ class RecipientView:
     category: str | None
     provider: str | None
     history: list[AttemptView]
+    reports: list[ReportView] = field(default_factory=list)  # later failure reports, oldest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +111,15 @@ def message_status(engine: Engine, message_id: str, *, tenant_id: int | None = N
                     transcript=a.transcript,
                 )
             )
+        reports: dict[int, list[ReportView]] = {row.id: [] for row in rows}
+        for e in conn.execute(select(events).where(events.c.delivery_id.in_(list(reports)),
+                                                   events.c.kind == "bounced").order_by(events.c.id)):
+            data = e.data or {}
+            if "source" in data:  # written by the bounce reader: reported after a 250
+                reports[e.delivery_id].append(ReportView(
+                    at=e.at, source=data["source"], status=data.get("status"),
+                    diagnostic=data.get("diagnostic") or data.get("reason") or "", category=data.get("category"),
+                    reason=data.get("reason") or ""))
     pending = {s.value for s in PENDING_STATES}
     return MessageView(
         id=msg.id,
@@ -122,6 +144,7 @@ def message_status(engine: Engine, message_id: str, *, tenant_id: int | None = N
                 category=row.category,
                 provider=row.provider,
                 history=history[row.id],
+                reports=reports[row.id],
             )
             for row in rows
         ],
