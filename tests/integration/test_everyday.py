@@ -243,6 +243,7 @@ def test_verify_and_check_tell_the_platforms_gap_from_the_customers(make_app, zo
     postbote(env, tmp_path, "tenant", "add", "acme")
     added = json.loads(postbote(env, tmp_path, "domain", "add", "acme.test", "--tenant", "acme", "--json").stdout)
     it_team_publishes(zone, added["records"])  # the tenant's CNAMEs exactly right; the platform zone not published
+    zone.add("acme.test", "TXT", '"v=spf1 ~all"')
     verified = postbote(env, tmp_path, "domain", "verify", "acme.test").stdout
     for selector in ("pb1", "pb2"):
         line = next(line for line in verified.splitlines() if line.startswith(f"{selector}._domainkey.acme.test is right"))
@@ -254,7 +255,8 @@ def test_verify_and_check_tell_the_platforms_gap_from_the_customers(make_app, zo
     checked = postbote(env, tmp_path, "domain", "check", "acme.test").stdout
     assert "Publish: pb1._domainkey" not in checked and "publish pb1._domainkey" not in checked, checked
     assert "postbote platform publish" in checked.splitlines()[0], checked  # the verdict itself says whose move
-    assert "are right" in checked, checked
+    assert "are right" in checked and "are wrong" not in checked, checked
+    assert "pbmail.acme.test is right" in checked and "Publish pbmail" not in checked, checked  # SPF: the platform's gap
     # A record that points elsewhere is the customer's to fix, and says so.
     zone.remove("pb1._domainkey.acme.test", "CNAME")
     zone.add("pb1._domainkey.acme.test", "CNAME", "pb1.somewhere-else.test.")

@@ -98,11 +98,14 @@ def _dkim_finding(records: list[dict]) -> Finding:
         fixes.append(f"{_names(ours)} {'is' if len(ours) == 1 else 'are'} right; the platform has not published its "
                      "side yet: the platform team runs 'postbote platform publish'.")
     fix = " ".join(fixes)
-    return Finding(False, f"{len(bad)} of {len(cnames)} DKIM CNAMEs are {'/'.join(sorted({r['status'] for r in bad}))}.",
+    summary = (f"{len(bad)} of {len(cnames)} DKIM CNAMEs are {'/'.join(sorted({r['status'] for r in theirs}))}."
+               if theirs else f"{len(bad)} of {len(cnames)} DKIM CNAMEs are right but lead to keys the platform has not "
+               "published yet.")
+    return Finding(False, summary,
                    fix, {"selectors": {r["name"]: r["status"] for r in cnames}})
 
 
-def _spf_finding(settings: Settings, domain: str, records: list[dict] = ()) -> Finding:
+def _spf_finding(settings: Settings, domain: str, checked: list[dict] = ()) -> Finding:
     records = spf_check.spf_records(settings, domain)
     rp = return_path_host(domain)
     probe_ip = settings.SOURCE_IPS[0] if settings.SOURCE_IPS else None
@@ -126,7 +129,7 @@ def _spf_finding(settings: Settings, domain: str, records: list[dict] = ()) -> F
     if syntax == "permerror":
         return Finding(False, f"The SPF record of {domain} has an error (permerror).", "Correct its syntax.", details)
     if not details["return_path_passes"] and probe_ip:
-        cname_right = any(r["name"] == rp and r["status"] == RecordStatus.OK.value for r in records)
+        cname_right = any(r["name"] == rp and r["status"] == RecordStatus.OK.value for r in checked)
         fix = (f"{rp} is right: it points to {settings.return_path_host}. The platform has not published the SPF "
                f"record there yet: the platform team runs 'postbote platform publish'." if cname_right
                else f"Publish {rp} CNAME {settings.return_path_host}.")
