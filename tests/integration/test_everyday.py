@@ -208,7 +208,7 @@ def test_batch_answers_every_line_in_order_blank_ones_too(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("POSTBOTE_")}
     env.update(POSTBOTE_CONFIG="postbote.toml", POSTBOTE_DATABASE_URL=f"sqlite:///{tmp_path}/none.db")
     lines = ["550 5.1.1 <a@b.example>: User unknown", "", "450 4.2.0 Greylisted", "   ", "{broken", "nonsense words",
-             "", "", "421 4.7.0 try again in 10 minutes", "550 5.7.1 blocked", ""]
+             "", "", "452 4.2.2 Mailbox full", "550 5.7.1 blocked", ""]
     batch = subprocess.run([sys.executable, "-m", "postbote", "explain", "-"], input="\n".join(lines) + "\n",
                            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert batch.returncode == 0, batch.stderr
@@ -216,7 +216,7 @@ def test_batch_answers_every_line_in_order_blank_ones_too(tmp_path):
     assert len(out) == len(lines) == 11
     assert [o.get("category") or o["error"]["code"] for o in out] == [
         "invalid_recipient", "unknown", "greylisted", "unknown", "line_invalid", "unknown", "unknown", "unknown",
-        "unavailable", "blocklisted", "unknown"]
+        "mailbox_full", "blocklisted", "unknown"]
 
 
 def test_configuration_mistakes_are_one_error_without_a_traceback(tmp_path):
@@ -265,3 +265,22 @@ def test_verify_and_check_tell_the_platforms_gap_from_the_customers(make_app, zo
             in elsewhere), elsewhere
     checked = postbote(env, tmp_path, "domain", "check", "acme.test").stdout
     assert "Publish: pb1._domainkey.acme.test CNAME pb1.acme-test.dkim.platform.test." in checked, checked
+
+
+def test_explain_speaks_the_language_asked_for_states_and_sender_too(make_app, zone, smtp_port, tmp_path):
+    from postbote.testing import Receiver
+    from tests.conftest import run_worker
+
+    zone.mail_domain("beispiel.test", (10, "mx1.beispiel.test", MX1))
+    app = make_app()
+    env = {**cli_env(app), "COLUMNS": "250"}
+    postbote(env, tmp_path, "tenant", "add", "acme", "--display-name", "ACME GmbH")
+    message_id = _send(env, tmp_path, "acme", "anna@beispiel.test")
+    with Receiver(MX1, smtp_port):
+        run_worker(app)
+    for lang, state, sender, note in (("de", "zugestellt", "Absender:", "ist keine bestätigte Absenderdomain Ihres Unternehmens"),
+                                      ("es", "entregado", "remitente:", "no es un dominio remitente verificado de su empresa")):
+        for command in ("explain", "status"):
+            shown = postbote(env, tmp_path, command, message_id, "--lang", lang).stdout
+            assert state in shown and sender in shown and note in shown, shown
+            assert "delivered" not in shown and "sender:" not in shown and "asked for" not in shown, shown

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from ..replies.explain import texts
 from ..settings import Settings
 
 _STATE_STYLE = {"delivered": "green", "queued": "cyan", "deferred": "yellow", "bounced": "red", "expired": "red",
@@ -56,13 +58,41 @@ def accepted(data: dict) -> Group:
     return Group(title, table)
 
 
-def _sender_line(data: dict) -> str:
+_NOTE_PARTS = [
+    (re.compile(r"^(?P<domain>\S+) is not verified \((?P<state>\w+)\): its DNS records are not all in place$"), "not_verified"),
+    (re.compile(r"^(?P<domain>\S+) is not a verified sender domain of this tenant$"), "not_own"),
+    (re.compile(r"^held by the tenant's policy$"), "held"),
+    (re.compile(r"^sent from the default sender with Reply-To (?P<address>\S+)$"), "fallback"),
+]
+
+
+def _note(note: str, words: dict) -> str:
+    """The stored sender note (English, written by the sender choice) in the language asked for."""
+    parts = []
+    for part in note.split("; "):
+        match = next(((m, key) for pattern, key in _NOTE_PARTS if (m := pattern.match(part))), None)
+        parts.append(words[match[1]].format(**match[0].groupdict()) if match else part)
+    return "; ".join(parts)
+
+
+def _sender_line(data: dict, lang: str = "en") -> str:
+    words = texts(lang)["_sender"]
     note = data["sender"].get("note")
-    return f"\nsender: {data['from']}" + (f" — asked for {data['sender']['requested']}: {note}" if note else "")
+    asked = words["asked_for"].format(requested=data["sender"]["requested"])
+    return f"\n{words['label']}: {data['from']}" + (f" — {asked}: {_note(note, words)}" if note else "")
+
+
+def _state(state: str, lang: str) -> str:
+    return texts(lang)["_states"].get(state, state)
+
+
+def _lang_of(data: dict) -> str:
+    return next(((r.get("explanation") or {}).get("lang") for r in data["recipients"] if r.get("explanation")), "en")
 
 
 def status(data: dict) -> Group:
-    title = Text(f"{data['id']}  {data['subject']!r}{_sender_line(data)}")
+    lang = _lang_of(data)
+    title = Text(f"{data['id']}  {data['subject']!r}{_sender_line(data, lang)}")
     table = Table()
     for column in ("recipient", "state", "attempts", "last reply / next attempt"):
         table.add_column(column)
@@ -78,7 +108,8 @@ def status(data: dict) -> Group:
             detail += f"\n  {a['started_at']} {where} from {a['source_ip'] or '-'}: {a['reply']}"
         for x in r.get("reports", []):
             detail += f"\n  {x['at']} reported later ({x['source']}): {x['status'] or ''} {x['diagnostic']}"
-        table.add_row(r["address"], Text(r["state"], style=_STATE_STYLE.get(r["state"], "")), str(r["attempts"]), detail.strip())
+        table.add_row(r["address"], Text(_state(r["state"], lang), style=_STATE_STYLE.get(r["state"], "")),
+                      str(r["attempts"]), detail.strip())
     return Group(title, table)
 
 
@@ -122,12 +153,13 @@ def explained_reply(data: dict) -> Text:
 
 def story(data: dict) -> Text:
     out = Text()
-    out.append(f"{data['id']}  {data['subject']!r}{_sender_line(data)}\n", style="bold")
+    lang = _lang_of(data)
+    out.append(f"{data['id']}  {data['subject']!r}{_sender_line(data, lang)}\n", style="bold")
     for r in data["recipients"]:
         explanation = r["explanation"] or {}
         words = _labels(explanation.get("lang", "en"))
         out.append(f"\n{r['address']}  ", style="bold")
-        out.append(r["state"], style=_STATE_STYLE.get(r["state"], ""))
+        out.append(_state(r["state"], lang), style=_STATE_STYLE.get(r["state"], ""))
         out.append(f"  {explanation.get('status') or ''}\n")
         for a in r["history"]:
             where = f"{a['mx_host']} [{a['mx_ip']}]" if a["mx_host"] else "no connection"

@@ -18,7 +18,11 @@ from .rules import load_rules
 LANGUAGES = ("de", "en", "es")
 PLACEHOLDERS = frozenset(
     {"recipient", "domain", "provider_name", "postmaster", "source_ips", "code", "suggestion",
-     "partner_ips", "missing_records", "next_attempt"}
+     "partner_ips", "missing_records", "next_attempt",
+     # held mail and reports after a 250 (explaining.py)
+     "sender_domain", "message_id", "expires", "accepted_at", "bounced_at",
+     # the sender line (cli/render.py)
+     "requested", "state", "address"}
 )
 
 
@@ -63,20 +67,36 @@ def explanation_ids() -> set[str]:
     return {key for key in texts("en") if not key.startswith("_")}
 
 
+# Which fact each placeholder needs. A text that names a fact not known here is never filled with
+# a stand-in phrase ("the address the recipient does not exist at the receiving server"): the
+# entry holds a whole sentence written for that case, under KEY_without_FACT[_and_FACT].
+FACTS = {"recipient": "recipient", "domain": "recipient", "provider_name": "provider", "postmaster": "provider",
+         "source_ips": "source_ips"}
+STOPPED_STATES = ("bounced", "expired")
+
+
+def variant_key(entry: dict, key: str, known: set[str]) -> str:
+    """The key of the text to use: ``key`` when every fact it names is known, else the variant
+    written without the unknown ones (KeyError when that variant is missing: a test pins it)."""
+    missing = sorted({FACTS[name] for name in placeholders(entry[key]) if name in FACTS} - known)
+    return f"{key}_without_{'_and_'.join(missing)}" if missing else key
+
+
 def explain(reply: Classification, lang: str, context: ExplanationContext = ExplanationContext()) -> Explanation:
     table = texts(lang)
     key = f"{reply.category.value}.{reply.provider}" if reply.provider else None
     if key not in table:
         key = reply.category.value
-    words = table["_words"]
     provider = load_rules().provider(reply.provider) if reply.provider else None
     recipient = context.recipient
+    known = {fact for fact, there in (("recipient", recipient), ("provider", provider),
+                                       ("source_ips", context.source_ips)) if there}
     values = {
-        "recipient": recipient or words["recipient"],
-        "domain": recipient.rpartition("@")[2] if recipient else words["domain"],
-        "provider_name": provider.name if provider else words["receiving_server"],
+        "recipient": recipient or "",
+        "domain": recipient.rpartition("@")[2] if recipient else "",
+        "provider_name": provider.name if provider else "",
         "postmaster": provider.postmaster if provider else "",
-        "source_ips": ", ".join(context.source_ips) or words["sending_ips"],
+        "source_ips": ", ".join(context.source_ips),
         "code": "",
         "suggestion": context.suggestion or "",
         "partner_ips": ", ".join(context.partner_ips),
@@ -84,9 +104,13 @@ def explain(reply: Classification, lang: str, context: ExplanationContext = Expl
         "next_attempt": context.next_attempt or "",
     }
     entry = table[key]
+    # Once Postbote has stopped, a text that promises another try would contradict the status.
+    fix = "fix_stopped" if context.state in STOPPED_STATES and "fix_stopped" in entry else "fix"
+    cause = entry[variant_key(entry, "cause", known)].format_map(values)
+    fix = entry[variant_key(entry, fix, known)].format_map(values)
     extras = [table["_extra"][name].format_map(values) for name in _extras(reply, context, provider)]
     status = table["_status"][context.state].format_map(values) if context.state else None
-    return Explanation(key, lang, entry["cause"].format_map(values), entry["fix"].format_map(values), status, extras)
+    return Explanation(key, lang, cause, fix, status, extras)
 
 
 def _extras(reply: Classification, context: ExplanationContext, provider) -> list[str]:
