@@ -214,9 +214,16 @@ def test_batch_answers_every_line_in_order_blank_ones_too(tmp_path):
     assert batch.returncode == 0, batch.stderr
     out = [json.loads(line) for line in batch.stdout.splitlines()]
     assert len(out) == len(lines) == 11
-    assert [o.get("category") or o["error"]["code"] for o in out] == [
-        "invalid_recipient", "unknown", "greylisted", "unknown", "line_invalid", "unknown", "unknown", "unknown",
-        "mailbox_full", "blocklisted", "unknown"]
+    # Each answer belongs to its line, in order: blank lines are empty replies, the broken JSON
+    # line is an error, every other answer quotes the reply it explains.
+    for line, answer in zip(lines, out):
+        if not line.strip():
+            assert answer["rule"] == "input.empty" and answer["category"] == "unknown", answer
+        elif line.startswith("{"):
+            assert answer["error"]["code"] == "line_invalid"
+        else:
+            assert answer["reply"].split()[0] == line.split()[0], (line, answer)
+    assert out[5]["rule"] == "input.unreadable" and out[0]["category"] == "invalid_recipient"
 
 
 def test_configuration_mistakes_are_one_error_without_a_traceback(tmp_path):
