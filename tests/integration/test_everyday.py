@@ -290,4 +290,4 @@ def test_explain_speaks_the_language_asked_for_states_and_sender_too(make_app, z
         for command in ("explain", "status"):
             shown = postbote(env, tmp_path, command, message_id, "--lang", lang).stdout
             assert state in shown and sender in shown and note in shown, shown
-            assert "delivered" not in shown and "sender:" not in shown and "asked for" not in shown, shown
+            assert not re.search(r"\bdelivered\b|(?<![A-Za-z])sender:|asked for", shown), shown

@@ -67,7 +67,7 @@ def test_gmail_like_replies_drive_retries_and_stops(make_app, zone, smtp_port, t
     assert story.returncode == 0, story.stderr
     text = " ".join(story.stdout.split())
     assert "invalid_recipient" in text and "gibt es bei Gmail / Google Workspace nicht" in text
-    assert "Postfach von full@gmail.test ist voll" in text
+    assert "Postfach von full@gmail.test bei Gmail / Google Workspace ist voll" in text
     assert "(greylisted)" in text  # grey's first attempt, before its delivery
 
     as_json = json.loads(subprocess.run([sys.executable, "-m", "postbote", "status", accepted.id, "--json", "--lang", "es"],
