@@ -13,7 +13,7 @@ import os
 import socket
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Literal, Annotated, Any
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
@@ -158,6 +158,10 @@ class Settings(BaseSettings):
     INBOUND_LISTEN: str = Field(
         "", description="host:port of the bounce and complaint receiver started by serve; "
         "empty: not started (production: 0.0.0.0:25 behind BOUNCE_MX).",
+    )
+    SQLITE_SYNCHRONOUS: Literal["NORMAL", "FULL"] = Field(
+        "NORMAL", description="SQLite only. NORMAL: an accepted message survives a crash of the process; "
+        "FULL: also a power loss, at the cost of a disk flush per commit (README, 'Acceptance').",
     )
     INBOUND_MAX_SIZE: int = Field(
         10_000_000, ge=1000, description="Largest bounce or complaint the receiver accepts, in bytes."

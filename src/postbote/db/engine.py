@@ -10,7 +10,7 @@ from sqlalchemy.engine import make_url
 from ..errors import ConfigError
 
 
-def open_engine(url: str) -> Engine:
+def open_engine(url: str, *, sqlite_synchronous: str = "NORMAL") -> Engine:
     """An engine for DATABASE_URL. SQLite gets WAL and a busy timeout so that an API process and
     a worker process can share one file; its folder is created when missing."""
     try:
@@ -21,7 +21,7 @@ def open_engine(url: str) -> Engine:
             hint="Use sqlite:///var/postbote.db or postgresql+psycopg://user@host/db.",
         ) from None
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed)
+        return _sqlite_engine(parsed, sqlite_synchronous)
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
@@ -32,7 +32,9 @@ def open_engine(url: str) -> Engine:
     )
 
 
-def _sqlite_engine(parsed) -> Engine:
+def _sqlite_engine(parsed, synchronous: str) -> Engine:
+    if synchronous not in ("NORMAL", "FULL"):
+        raise ConfigError(f"SQLITE_SYNCHRONOUS {synchronous!r} is neither NORMAL nor FULL.", hint="Use NORMAL or FULL.")
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
@@ -44,8 +46,8 @@ def _sqlite_engine(parsed) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode is durable against a process crash (kill -9); only a power loss
-        # can take the last commits back.
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # can take the last commits back. FULL flushes the WAL to disk at every commit.
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
