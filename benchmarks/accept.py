@@ -2,7 +2,7 @@
 POSTed to /v1/messages over HTTP by a client in another process, each DKIM-signed and delivered
 into Postfix's smtp-sink on loopback; timed until the sink has counted N. Prints one JSON line.
 
-    python benchmarks/accept.py --messages 5000 --clients 20 [--store postgresql] [--workers 2]
+    python benchmarks/accept.py --messages 5000 --clients 20 [--batch 100] [--store postgresql] [--workers 2]
 
 `--workers N` runs N delivering processes on the store: `serve`'s own worker plus N-1
 `postbote worker` processes beside it, as on several hosts.
@@ -118,7 +118,7 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-async def _client(url: str, key: str, messages: int, clients: int, domains: int) -> dict:
+async def _client(url: str, key: str, messages: int, clients: int, domains: int, batch: int) -> dict:
     import httpx
 
     latencies: list[float] = []
@@ -127,15 +127,24 @@ async def _client(url: str, key: str, messages: int, clients: int, domains: int)
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60,
                                  headers={"Authorization": f"Bearer {key}"}) as http:
+        def body(n: int) -> dict:
+            return {"from": "Bench GmbH <hr@bench.test>", "to": [f"user{n}@d{n % domains}.test"],
+                    "subject": f"Urlaubsantrag {n}", "text": BODY}
+
         async def one_client() -> None:
-            for n in counter:
-                body = {"from": "Bench GmbH <hr@bench.test>", "to": [f"user{n}@d{n % domains}.test"],
-                        "subject": f"Urlaubsantrag {n}", "text": BODY}
+            while numbers := [n for _, n in zip(range(batch or 1), counter)]:
                 started = time.perf_counter()
-                answer = await http.post("/v1/messages", json=body)
-                latencies.append(time.perf_counter() - started)
-                if answer.status_code != 202:
-                    failures[str(answer.status_code)] = failures.get(str(answer.status_code), 0) + 1
+                if batch:
+                    answer = await http.post("/v1/messages/batch", json={"messages": [body(n) for n in numbers]})
+                    statuses = [str(r["status"]) for r in answer.json()["results"]] if answer.status_code == 200 \
+                        else [str(answer.status_code)] * len(numbers)
+                else:
+                    answer = await http.post("/v1/messages", json=body(numbers[0]))
+                    statuses = [str(answer.status_code)]
+                latencies.extend([time.perf_counter() - started] * len(numbers))
+                for status in statuses:
+                    if status != "202":
+                        failures[status] = failures.get(status, 0) + 1
 
         started = time.perf_counter()
         await asyncio.gather(*(one_client() for _ in range(clients)))
@@ -152,7 +161,7 @@ def client_main(args: argparse.Namespace) -> None:
         run = uvloop.run
     except ImportError:
         run = asyncio.run
-    print(json.dumps(run(_client(args.url, args.key, args.messages, args.clients, args.domains))), flush=True)
+    print(json.dumps(run(_client(args.url, args.key, args.messages, args.clients, args.domains, args.batch))), flush=True)
 
 
 def store_url(kind: str, workdir: str):
@@ -179,6 +188,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--clients", type=int, default=20, help="concurrent keep-alive connections")
     parser.add_argument("--domains", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=0, help="POST /v1/messages/batch with this many messages each")
     parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--workers", type=int, default=1, help="delivering processes, serve's included")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for the sink")
@@ -226,13 +236,14 @@ def main() -> None:
                 started = time.perf_counter()
                 client = subprocess.run(
                     [sys.executable, __file__, "--client", "--url", f"http://127.0.0.1:{api_port}", "--key", key,
-                     "--messages", str(args.messages), "--clients", str(args.clients), "--domains", str(args.domains)],
+                     "--messages", str(args.messages), "--clients", str(args.clients), "--domains", str(args.domains),
+                     "--batch", str(args.batch)],
                     capture_output=True, text=True, check=True)
                 accepted = json.loads(client.stdout)
                 delivered_all = sink.wait_for(accepted["accepted"], timeout=args.timeout)
                 end_to_end = time.perf_counter() - started
                 result = {
-                    "store": args.store, "workers": args.workers, "mode": "single", "dkim_signed": True, "messages": args.messages,
+                    "store": args.store, "workers": args.workers, "mode": f"batch of {args.batch}" if args.batch else "single", "dkim_signed": True, "messages": args.messages,
                     "clients": args.clients, "accepted": accepted["accepted"], "refused": accepted["failures"],
                     "accepted_per_s": round(accepted["accepted"] / accepted["seconds"], 1),
                     "p50_accept_ms": accepted["p50_ms"], "p99_accept_ms": accepted["p99_ms"],

@@ -142,6 +142,9 @@ class Settings(BaseSettings):
     DOMAIN_RECHECK_INTERVAL: str = Field(
         "1h", description="How often serve re-checks the DNS records of verified domains."
     )
+    BATCH_MAX_MESSAGES: int = Field(
+        500, ge=1, le=10_000, description="Most messages one POST /v1/messages/batch may carry.",
+    )
     BULK_THRESHOLD: int = Field(
         50, ge=1, description="A message with at least this many recipients re-checks its "
         "sender domain in DNS before it is accepted.",

@@ -4,9 +4,14 @@ API key; a tenant never sees another tenant's messages (they answer 404, as if a
 from __future__ import annotations
 
 import asyncio
+import os
+
+import anyio
+import anyio.to_thread
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -28,6 +33,8 @@ from .allowlist import add_allowlist_routes
 from .workflows import add_workflow_routes
 from .schemas import (
     AddressCheckRequest,
+    BatchRequest,
+    BatchResponse,
     DomainRequest,
     ErrorResponse,
     FeedbackRequest,
@@ -70,6 +77,37 @@ def create_api(app: App) -> FastAPI:
                       html=body.html, reply_to=body.reply_to)
         return accepted_json(send(app.engine, app.settings, who, draft, resolver=app.resolver,
                                      acceptor=app.acceptor))
+
+    batch_lanes = anyio.CapacityLimiter(max(2, 2 * (os.cpu_count() or 1)))
+
+    @api.post("/v1/messages/batch", response_model=BatchResponse, responses=_ERRORS)
+    async def post_batch(body: BatchRequest, who: Tenant = Depends(tenant)) -> dict:
+        """Queue many messages at once, each answered on its own: `status` 202 with the message as
+        POST /v1/messages answers it, or the status and error object that POST would have given.
+        Messages are accepted side by side, so their store writes share group commits."""
+        if len(body.messages) > app.settings.BATCH_MAX_MESSAGES:
+            raise InputError(f"The batch has {len(body.messages)} messages; at most {app.settings.BATCH_MAX_MESSAGES} are taken.",
+                             code="batch_too_large", hint="Split it into several batches (BATCH_MAX_MESSAGES).")
+
+        async def one(index: int, data: dict) -> dict:
+            try:
+                item = SendRequest.model_validate(data)
+            except ValidationError as invalid:
+                first = invalid.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                return {"index": index, "status": 422, "error": {
+                    "code": "request_invalid", "message": f"{where or 'message'}: {first['msg']}.",
+                    "hint": "Each message is the body of a POST /v1/messages; see /docs."}}
+            try:
+                accepted = await anyio.to_thread.run_sync(post_message, item, who, limiter=batch_lanes)
+            except PostboteError as error:
+                status = next((code for kind, code in _STATUS if isinstance(error, kind)), 500)
+                return {"index": index, "status": status, "error": error.to_dict()}
+            return {"index": index, "status": 202, "message": accepted}
+
+        results = list(await asyncio.gather(*(one(i, m) for i, m in enumerate(body.messages))))
+        taken = sum(1 for r in results if r["status"] == 202)
+        return {"accepted": taken, "refused": len(results) - taken, "results": results}
 
     @api.get("/v1/messages/{message_id}", responses=_ERRORS)
     def get_message(message_id: str, lang: str | None = None, who: Tenant = Depends(tenant)) -> dict:
