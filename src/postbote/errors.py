@@ -3,7 +3,7 @@
     PostboteError                 code, message, hint — what every face shows a user
     ├── ConfigError               a setting is missing or malformed
     ├── InputError                a request was refused; nothing was stored
-    │   ├── HeaderInjectionError  a CR or LF in a header value
+    │   ├── HeaderInjectionError  a line break or control character in a header value
     │   ├── InvalidAddressError   an address Postbote cannot send to or from
     │   └── InvalidMessageError   a message without recipients, subject or body
     ├── NotFoundError             the thing does not exist, or belongs to another tenant
@@ -53,7 +53,8 @@ class InputError(PostboteError):
 
 class HeaderInjectionError(InputError):
     code = "header_injection"
-    hint = "Remove line breaks (CR, LF) from subjects, names and addresses."
+    hint = ("Remove line breaks and control characters (CR, LF, TAB, VT, FF, U+0085, U+2028 …) from subjects, "
+            "names and addresses.")
 
 
 class InvalidAddressError(InputError):

@@ -16,7 +16,7 @@ from functools import lru_cache
 
 from sqlalchemy import Engine
 
-from .compose import Draft, Mailbox, compose, new_message_id, parse_mailbox, refuse_line_breaks
+from .compose import Draft, Mailbox, check_header_value, compose, new_message_id, parse_mailbox
 from .dns import Resolver
 from .domains import choose_sender, ensure_platform_keys, find_domain, sign, verify_domain
 from .domains.keys import KeyVault
@@ -111,7 +111,7 @@ def send(engine: Engine, settings: Settings, tenant: Tenant, draft: Draft, *, re
         ensure_platform_keys(engine, vault)
         _PLATFORM_KEYS_READY.add(store)
     requested = parse_mailbox(draft.sender, field="sender")
-    refuse_line_breaks("subject", draft.subject)  # an attack is refused before any DNS is asked
+    check_header_value("subject", draft.subject)  # an attack is refused before any DNS is asked
     resolver = resolver or Resolver(settings)
     to, refused = check_recipients(engine, settings, tenant, list(draft.recipients), resolver, message_class)
     draft = replace(draft, recipients=to)

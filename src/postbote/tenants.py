@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .compose import refuse_line_breaks
+from .compose import check_header_value
 from .db.schema import api_keys, tenants, utcnow
 from .errors import AuthError, ConflictError, InputError, NotFoundError
 from .vocab import SenderPolicy
@@ -40,7 +40,7 @@ def add_tenant(engine: Engine, name: str, display_name: str | None = None) -> Te
             code="tenant_name_invalid",
         )
     display = (display_name or name).strip()
-    refuse_line_breaks("display name", display)
+    check_header_value("display name", display)
     try:
         with engine.begin() as conn:
             tenant_id = conn.execute(

@@ -178,11 +178,11 @@ def create_api(app: App) -> FastAPI:
         """Stop mail to an address (reason: manual, unsubscribed, complaint or hard_bounce)."""
         return suppress(app.engine, who.id, body.address, body.reason, detail=body.detail).to_dict()
 
-    @api.delete("/v1/suppressions/{address}", responses=_ERRORS)
+    @api.delete("/v1/suppressions/{address:path}", responses=_ERRORS)
     def delete_suppression(address: str, reason: str, who: Tenant = Depends(tenant)) -> dict:
-        """Allow mail to an address again; ``reason`` (why) is required and kept."""
-        remove(app.engine, who.id, address, reason)
-        return {"address": address.lower(), "removed": True}
+        """Allow mail to an address again; ``reason`` (why) is required and kept. The address may
+        hold any character ('/' included), URL-encoded."""
+        return {"address": remove(app.engine, who.id, address, reason), "removed": True}
 
     add_allowlist_routes(api, app, tenant, _ERRORS)
     add_workflow_routes(api, app, tenant, _ERRORS)

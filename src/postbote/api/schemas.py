@@ -27,7 +27,7 @@ class AddressCheckRequest(BaseModel):
 class SuppressionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    address: str
+    address: str = Field(max_length=1000, description="The address, e.g. lea@kunde.example (a name beside it is dropped).")
     reason: str = "manual"
     detail: Optional[str] = Field(None, max_length=2000)
 

@@ -6,6 +6,7 @@ import asyncio
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -78,8 +79,8 @@ def remove_(address: str, tenant: str = typer.Option(..., "--tenant"),
     """Allow mail to an address again; the reason is kept."""
     with guarded(as_json) as app:
         app.check_store()
-        remove(app.engine, get_tenant(app.engine, tenant).id, address, reason)
-        emit_json({"address": address.lower(), "removed": True}) if as_json else console.print(f"{address} may be mailed again")
+        removed = remove(app.engine, get_tenant(app.engine, tenant).id, address, reason)
+        emit_json({"address": removed, "removed": True}) if as_json else console.print(f"{escape(removed)} may be mailed again")
 
 
 @suppression_cli.command("export")

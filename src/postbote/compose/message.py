@@ -11,7 +11,7 @@ from email.utils import format_datetime
 from ..db.schema import utcnow
 from ..errors import InvalidMessageError
 from . import mime
-from .addresses import Mailbox, parse_mailbox, refuse_line_breaks
+from .addresses import Mailbox, check_header_value, parse_mailbox
 
 _MAX_SUBJECT = 998  # RFC 5322 §2.1.1: no line longer than 998 characters
 
@@ -48,7 +48,7 @@ def compose(draft: Draft, *, id_domain: str, message_id: str | None = None) -> C
     """Check the draft and build the bytes that go on the wire. Raises InputError subclasses."""
     sender = parse_mailbox(draft.sender, field="sender")
     recipients = _unique_recipients(draft.recipients)
-    refuse_line_breaks("subject", draft.subject)
+    check_header_value("subject", draft.subject)
     if not draft.subject.strip():
         raise InvalidMessageError("The subject is empty.", hint="Give every message a subject.")
     if len(draft.subject) > _MAX_SUBJECT:

@@ -37,8 +37,12 @@ def choose_sender(engine: Engine, settings: Settings, *, tenant_id: int, tenant_
     """``domain``: a freshly verified record of the requested domain, when the caller has one."""
     default = Mailbox(settings.default_sender.lower(), "")
     if requested.address.lower() == default.address:
-        name = requested.display_name or f"{tenant_name} via {settings.PLATFORM_NAME}"
-        return _platform(engine, settings, Mailbox(default.address, name), reply_to, None)
+        # The display name is the tenant's registered one, never what the request says: the
+        # platform signs this From, so a free name would let any tenant pose as any company.
+        name = f"{tenant_name} via {settings.PLATFORM_NAME}"
+        note = (f"the display name {requested.display_name!r} was replaced by the tenant's registered name"
+                if requested.display_name and requested.display_name != name else None)
+        return _platform(engine, settings, Mailbox(default.address, name), reply_to, note)
     domain = domain or find_domain(engine, requested.domain)
     if domain is not None and domain.tenant_id == tenant_id and domain.state is DomainState.VERIFIED:
         return SenderDecision(requested, reply_to, return_path_host(domain.name), domain.name,
