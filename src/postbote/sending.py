@@ -20,6 +20,7 @@ from .compose import Draft, Mailbox, check_header_value, compose, new_message_id
 from .dns import Resolver
 from .domains import choose_sender, ensure_platform_keys, find_domain, sign, verify_domain
 from .domains.keys import KeyVault
+from .domains.returnpath import return_path
 from .errors import HeaderInjectionError, InputError, InvalidMessageError
 from .queue import GroupCommit, Outgoing, enqueue
 from .recipients import AddressCheck, check_addresses, check_syntax, find_many
@@ -135,7 +136,8 @@ def send(engine: Engine, settings: Settings, tenant: Tenant, draft: Draft, *, re
         message = replace(message, raw=signed)
     outgoing = Outgoing(
         message,
-        mail_from=f"bounces+{message_id}@{decision.envelope_host}" if not decision.held else requested.address,
+        mail_from=(return_path(settings.SECRET_KEY, message_id, decision.envelope_host, valid_days=settings.return_path_days)
+                   if not decision.held else requested.address),
         requested_from=str(requested.header()),
         sender_note=decision.note,
         dkim_domain=decision.dkim_domain if decision.key else None,

@@ -166,6 +166,10 @@ class Settings(BaseSettings):
         "NORMAL", description="SQLite only. NORMAL: an accepted message survives a crash of the process; "
         "FULL: also a power loss, at the cost of a disk flush per commit (README, 'Acceptance').",
     )
+    RETURN_PATH_LIFETIME: str = Field(
+        "30d", description="How long after sending a message's return path takes bounces and complaints; "
+        "later ones are refused like forged ones.",
+    )
     INBOUND_MAX_SIZE: int = Field(
         10_000_000, ge=1000, description="Largest bounce or complaint the receiver accepts, in bytes."
     )
@@ -228,7 +232,7 @@ class Settings(BaseSettings):
             parse_duration(step)
         return value
 
-    @field_validator("MAX_LIFETIME", "LEASE_DURATION", "DOMAIN_RECHECK_INTERVAL")
+    @field_validator("MAX_LIFETIME", "LEASE_DURATION", "DOMAIN_RECHECK_INTERVAL", "RETURN_PATH_LIFETIME")
     @classmethod
     def _check_duration(cls, value: str) -> str:
         parse_duration(value)
@@ -269,6 +273,10 @@ class Settings(BaseSettings):
     @cached_property
     def bounce_mx(self) -> str:
         return self.BOUNCE_MX or f"mx.{self.dkim_zone}"
+
+    @cached_property
+    def return_path_days(self) -> int:
+        return max(1, -(-int(parse_duration(self.RETURN_PATH_LIFETIME)) // 86400))
 
     @cached_property
     def recheck_seconds(self) -> float:

@@ -75,6 +75,7 @@ class EventKind(StrEnum):
     HELD = "held"
     COMPLAINED = "complained"  # the recipient reported the message as spam (ARF)
     REPORT = "report"  # a bounce or report arrived that changed nothing (delayed, unreadable)
+    REPORT_REFUSED = "report_refused"  # a report about an address that was no recipient of the message
 
 
 class SuppressionReason(StrEnum):

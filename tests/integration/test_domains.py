@@ -8,6 +8,7 @@ import email
 import pytest
 from fastapi.testclient import TestClient
 
+from postbote.domains.returnpath import return_path
 from postbote.api import create_api
 from postbote.compose import Draft
 from postbote.db import dkim_keys
@@ -73,7 +74,8 @@ def test_verified_domain_signs_as_the_tenant(tenants, zone, smtp_port, dns_serve
     with Receiver(MX1, smtp_port) as mx:
         run_worker(app)
     received = mx.messages[0]
-    assert received.mail_from == f"bounces+{accepted.id}@pbmail.acme.test"
+    assert received.mail_from == return_path(app.settings.SECRET_KEY, accepted.id, "pbmail.acme.test",
+                                             valid_days=app.settings.return_path_days)
     host, port = dns_server.address.split(":")
     assert dkim_verifies(received.data, host, int(port))
     tampered = received.data.replace(b"Subject: Hallo", b"Subject: Hallo!")

@@ -5,16 +5,22 @@ loopback, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import email
+import smtplib
+import time
 from email import policy
 
 import pytest
 from fastapi.testclient import TestClient
 
 from postbote.api import create_api
+from postbote.domains.returnpath import return_path
+from postbote.inbound.apply import refused_reports
+from postbote.recipients.suppression import find
 from postbote.queue import message_status
 from postbote.tenants import add_tenant, create_key
 from postbote.testing import Receiver
-from tests.conftest import MX1, run_worker
+from tests.conftest import MX1, MX3, run_worker
+from tests.support.reports import arf, dsn
 
 
 @pytest.fixture
@@ -85,3 +91,74 @@ def test_an_entry_with_a_slash_can_be_removed_through_the_api(two_tenants):
     assert removed.status_code == 200 and removed.json() == {"address": "a/b@kunde.test", "removed": True}
     assert client.get("/v1/suppressions", headers=a).json() == []
     assert client.post("/v1/messages", headers=a, json=_message("a/b@kunde.test")).status_code == 202
+
+
+# Item 2: forged bounces and complaints.
+
+@pytest.fixture
+def delivered(make_app, zone, smtp_port):
+    """A message delivered to anna and lea, and the bounce receiver on MX3."""
+    from postbote.compose import Draft
+    from postbote.inbound import start_inbound
+    from postbote.sending import send
+
+    zone.mail_domain("kunde.test", (10, "mx.kunde.test", MX1))
+    app = make_app()
+    tenant = add_tenant(app.engine, "acme", "ACME GmbH")
+    accepted = send(app.engine, app.settings, tenant, Draft("hr@acme.test", ["anna@kunde.test", "lea@kunde.test"], "Hallo", "x"))
+    with Receiver(MX1, smtp_port) as mx:
+        run_worker(app)
+    controller = start_inbound(app.settings, app.engine, f"{MX3}:{smtp_port}")
+    yield app, tenant, accepted, mx.messages[0].mail_from, (MX3, smtp_port)
+    controller.stop()
+
+
+def _rcpt_reply(where, rcpt: str) -> tuple[int, bytes]:
+    with smtplib.SMTP(*where, timeout=10) as client:
+        client.ehlo("mx.kunde.test")
+        client.mail("")
+        return client.rcpt(rcpt)
+
+
+def _send_report(where, rcpt: str, raw: bytes) -> None:
+    with smtplib.SMTP(*where, timeout=10) as client:
+        client.ehlo("mx.kunde.test")
+        client.sendmail("", [rcpt], raw)
+
+
+def test_the_return_path_carries_a_mac_and_forged_ones_all_get_the_same_answer(delivered):
+    app, _, accepted, real, where = delivered
+    local, _, host = real.partition("@")
+    assert local.startswith(f"bounces+{accepted.id}.") and len(local) <= 64  # RFC 5321 §4.5.3.1.1
+    assert _rcpt_reply(where, real)[0] == 250
+    expired = return_path(app.settings.SECRET_KEY, accepted.id, host, valid_days=30, now=time.time() - 31 * 86400)
+    other_key = return_path("another-secret-key-of-someone-else", accepted.id, host, valid_days=30)
+    day = local.split(".")[1]
+    forged = [
+        f"bounces+{accepted.id}@{host}",  # the bare id every recipient sees
+        f"bounces+{accepted.id}.{day}.{'0' * 20}@{host}",
+        f"bounces+{accepted.id}.{int(day) + 400}.{local.split('.')[2]}@{host}",  # the day moved, the MAC kept
+        f"bounces+{'0' * 12}{'ab' * 8}.{day}.{local.split('.')[2]}@{host}",  # an unknown id
+        expired, other_key,
+    ]
+    answers = {_rcpt_reply(where, address) for address in forged}
+    assert len(answers) == 1 and next(iter(answers))[0] == 550
+    assert accepted.id.encode() not in next(iter(answers))[1]
+    # Nothing a forged report says reaches the message.
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        _send_report(where, forged[0], arf("anna@kunde.test"))
+    assert find(app.engine, 1, "anna@kunde.test") is None
+
+
+def test_a_report_changes_only_recipients_of_its_message_and_refusals_stay_visible(delivered):
+    app, tenant, accepted, real, where = delivered
+    _send_report(where, real, arf("ceo@kunde.test"))  # a complaint naming someone the message never went to
+    _send_report(where, real, dsn("bob@kunde.test"))
+    assert find(app.engine, tenant.id, "ceo@kunde.test") is None and find(app.engine, tenant.id, "bob@kunde.test") is None
+    assert {r.state for r in message_status(app.engine, accepted.id).recipients} == {"delivered"}
+    refused = refused_reports(app.engine, since_seconds=3600)
+    assert {(r["recipient"], r["kind"], r["tenant"], r["message_id"]) for r in refused} == {
+        ("ceo@kunde.test", "complaint", "acme", accepted.id), ("bob@kunde.test", "dsn", "acme", accepted.id)}
+    # A real report about a real recipient still works.
+    _send_report(where, real, dsn("lea@kunde.test"))
+    assert {r.address: r.state for r in message_status(app.engine, accepted.id).recipients}["lea@kunde.test"] == "bounced"

@@ -9,6 +9,7 @@ import email
 import pytest
 from sqlalchemy import select
 
+from postbote.domains.returnpath import return_path
 from postbote.compose import Draft
 from postbote.db import domain_events
 from postbote.domain_service import add, publish_zone, verify
@@ -54,7 +55,8 @@ def test_publish_verify_sign_break_and_fall_back(make_app, knot, smtp_port):
         assert email.message_from_bytes(received.data)["From"] == "ACME HR <hr@acme.test>"
         assert b"d=acme.test; s=pb1;" in received.data
         assert dkim_verifies(received.data, knot.host, knot.port)
-        assert received.mail_from == f"bounces+{first.id}@pbmail.acme.test"
+        assert received.mail_from == return_path(app.settings.SECRET_KEY, first.id, "pbmail.acme.test",
+                                                 valid_days=app.settings.return_path_days)
         assert spf_passes(app, received.peer_ip, received.mail_from) == "pass"
 
         knot_update(knot, "acme.test", delete=[("pb1._domainkey.acme.test", "CNAME")])

@@ -108,3 +108,29 @@ def _print(result: dict) -> None:
         if r["explanation"]:
             console.print(f"  {escape(r['address'])}: {escape(r['explanation']['cause'])} "
                           f"{escape(r['explanation']['fix'])}", highlight=False)
+
+
+@inbound_cli.command("refused")
+def refused(since: str = typer.Option("7d", "--since", help="How far back: 30m, 24h, 7d …"), as_json: bool = JsonOpt) -> None:
+    """Reports the receiver took but did not apply, because they named an address that was no
+    recipient of the message (a forged or mistaken report): when, which message, what it named."""
+    from ..durations import parse_duration
+    from ..inbound.apply import refused_reports
+    from .context import guarded
+
+    with guarded(as_json) as app:
+        app.check_store()
+        try:
+            seconds = parse_duration(since)
+        except ValueError as exc:
+            raise InputError(str(exc), code="duration_invalid", hint="Write e.g. 30m, 24h or 7d.") from None
+        rows = refused_reports(app.engine, since_seconds=seconds)
+        if as_json:
+            emit_json(rows)
+            return
+        table = Table()
+        for column in ("at", "tenant", "message", "kind", "named"):
+            table.add_column(column, overflow="fold")
+        for r in rows:
+            table.add_row(r["at"], escape(r["tenant"]), r["message_id"], escape(r["kind"] or ""), escape(r["recipient"] or ""))
+        console.print(table)

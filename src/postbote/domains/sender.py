@@ -2,7 +2,7 @@
 
 A message from a verified domain of the tenant's own goes out as asked: From the tenant's
 address, DKIM-signed with the tenant's key (d=acme.com), envelope sender on the tenant's return
-path (bounces+ID@pbmail.acme.com) — SPF and DKIM both align with From for DMARC. Anything else —
+path (bounces+ID.DAY.MAC@pbmail.acme.com) — SPF and DKIM both align with From for DMARC. Anything else —
 a domain not verified (yet), another tenant's domain, a domain nobody registered — is never sent
 in that domain's name: the tenant's policy either falls back to the platform's default sender
 ("ACME GmbH via Platform" <notification@…>, Reply-To the address asked for, signed and bounced
@@ -25,7 +25,7 @@ from .store import DkimKey, Domain, active_key, find_domain
 class SenderDecision:
     sender: Mailbox  # the From used
     reply_to: Mailbox | None
-    envelope_host: str  # the return-path host; the envelope sender is bounces+ID@ this
+    envelope_host: str  # the return-path host; the envelope sender is bounces+ID.DAY.MAC@ this (returnpath.py)
     dkim_domain: str
     key: DkimKey | None  # None when the message is held
     note: str | None  # why the sender differs from the one asked for

@@ -1,25 +1,28 @@
 """The bounce and complaint receiver: an SMTP server on the return-path host. It accepts mail
-only for the platform's return-path addresses — ``bounces+<message id>@`` the platform's
-return-path host or a tenant's ``pbmail.`` host — and refuses everything else with a 5xx: it
-never relays. Whatever arrives is parsed and recorded; nothing in it can take the server down."""
+only for the platform's return-path addresses — ``bounces+<message id>.<day>.<mac>@`` the
+platform's return-path host or a tenant's ``pbmail.`` host, with a MAC only the platform can make
+(``domains/returnpath.py``) — and refuses everything else with the same 5xx, whether the id is
+unknown, forged or too old: it never relays and never tells which messages exist. Whatever
+arrives is parsed (in a worker thread, off the event loop) and recorded; nothing in it can take
+the server down."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 
 from aiosmtpd.controller import Controller
 from sqlalchemy import Engine
 
 from ..domains import find_domain
 from ..domains.records import RETURN_PATH_LABEL
+from ..domains.returnpath import message_of
 from ..settings import Settings, parse_host_port
 from .apply import apply_report, message_exists
 from .parse import parse_report
 
 log = logging.getLogger("postbote.inbound")
-_TOKEN = re.compile(r"^bounces\+([0-9a-f]{28})$")
+REFUSED = "550 5.7.1 Recipient address rejected: not a return path of this system; no relaying"
 
 
 class InboundHandler:
@@ -28,22 +31,24 @@ class InboundHandler:
         self.engine = engine
 
     def token_of(self, address: str) -> str | None:
-        """The message id in a return-path address of ours, or None."""
+        """The message id in a return-path address of ours whose MAC and day hold, or None.
+        The store is not asked whether the message exists: the answer must not depend on it."""
         local, _, host = address.lower().rpartition("@")
-        match = _TOKEN.match(local)
-        if not match:
+        message_id = message_of(self.settings.SECRET_KEY, local)
+        if message_id is None:
             return None
         if host != self.settings.return_path_host:
             label, _, domain = host.partition(".")
             if label != RETURN_PATH_LABEL or find_domain(self.engine, domain) is None:
                 return None
-        return match.group(1) if message_exists(self.engine, match.group(1)) else None
+        return message_id
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         loop = asyncio.get_running_loop()
         token = await loop.run_in_executor(None, self.token_of, address)
         if token is None:
-            return f"550 5.7.1 <{address}>: Recipient address rejected: not a return path of this system; no relaying"
+            # One answer for every refusal, the address not echoed: nothing to learn from it.
+            return REFUSED
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
@@ -60,9 +65,11 @@ class InboundHandler:
         report = parse_report(raw)
         for address in recipients:
             token = self.token_of(address)
-            if token:
+            if token and message_exists(self.engine, token):
                 for change in apply_report(self.engine, token, report):
                     log.info("inbound %s: %s", token, change)
+            elif token:
+                log.warning("inbound report for message %s, which is no longer stored: ignored", token)
         if report.kind == "unreadable":
             log.warning("inbound report unreadable (%s)", report.note)
 
