@@ -33,7 +33,8 @@ TXT = f"v=DKIM1; k=rsa; p={PAIR.public_b64}".encode()
 
 def unsafe(value: str) -> bool:
     """Independent of the code under test: what the issue calls unsafe, spelled out."""
-    return any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c.splitlines() != [c] for c in value)
+    return any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or 0xD800 <= ord(c) <= 0xDFFF or c.splitlines() != [c]
+               for c in value)  # surrogates: a lone one cannot be encoded at all
 
 
 def build(subject: str, name: str, reply_name: str = "Jobs"):

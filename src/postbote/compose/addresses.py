@@ -49,7 +49,8 @@ def check_header_value(field: str, value: str) -> None:
     parser reads as a line break."""
     char = unsafe_character(value)
     if char is not None:
-        kind = "a line break" if char in "\r\n" or char.splitlines() != [char] else "a control character"
+        kind = ("a line break" if char.splitlines() != [char] else
+                "a lone surrogate" if 0xD800 <= ord(char) <= 0xDFFF else "a control character")
         raise HeaderInjectionError(f"The {field} contains {kind} (U+{ord(char):04X}), which is not allowed in a header.")
 
 
