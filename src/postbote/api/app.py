@@ -29,6 +29,7 @@ from ..explaining import report as build_report
 from ..sending import send
 from ..tenants import Tenant, authenticate
 from ..views import accepted_json, message_json
+from . import errors as api_errors
 from .allowlist import add_allowlist_routes
 from .workflows import add_workflow_routes
 from .schemas import (
@@ -50,6 +51,7 @@ _ERRORS = {code: {"model": ErrorResponse} for code in (401, 404, 409, 422)}
 def create_api(app: App) -> FastAPI:
     api = FastAPI(title="Postbote", version=__version__, description="Send notification e-mail and see why it did or did not arrive.")
     bearer = HTTPBearer(auto_error=False)
+    api_errors.install(api)
 
     def tenant(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Tenant:
         if credentials is None:
@@ -57,18 +59,19 @@ def create_api(app: App) -> FastAPI:
         return authenticate(app.engine, credentials.credentials)
 
     @api.exception_handler(PostboteError)
-    async def _postbote_error(_: Request, error: PostboteError) -> JSONResponse:
+    async def _postbote_error(request: Request, error: PostboteError) -> JSONResponse:
         status = next((code for kind, code in _STATUS if isinstance(error, kind)), 500)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse({"error": error.to_dict()}, status_code=status, headers=headers)
+        headers = {**(headers or {}), **(getattr(error, "headers", None) or {})} or None
+        return api_errors.error_response(request, status, error.to_dict(), headers=headers)
 
     @api.exception_handler(RequestValidationError)
-    async def _invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+    async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"] if p != "body")
         body = {"code": "request_invalid", "message": f"{where or 'body'}: {first['msg']}.",
                 "hint": "See the request schema at /docs."}
-        return JSONResponse({"error": body}, status_code=422)
+        return api_errors.error_response(request, 422, body)
 
     @api.post("/v1/messages", status_code=202, response_model=SendResponse, responses=_ERRORS)
     def post_message(body: SendRequest, who: Tenant = Depends(tenant)) -> dict:

@@ -101,6 +101,7 @@ class ErrorBody(BaseModel):
     code: str
     message: str
     hint: str
+    request_id: str = Field("", description="The request's id, also in the X-Request-Id header; the log names it.")
 
 
 class ErrorResponse(BaseModel):
