@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -32,11 +33,34 @@ def open_engine(url: str, *, sqlite_synchronous: str = "NORMAL") -> Engine:
     )
 
 
+def write_private(path: Path, data: bytes) -> None:
+    """A new file readable by its owner only from its first byte (O_EXCL: never an existing one)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def _private_database_file(path: Path) -> None:
+    """Create the database file empty and private before SQLite opens it: SQLite gives its -wal and
+    -shm files the database file's permissions, so all three are 0600 from their first byte."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)  # an older installation's file: the store holds keys and mail
+        for suffix in ("-wal", "-shm"):
+            companion = path.with_name(path.name + suffix)
+            if companion.exists():
+                companion.chmod(0o600)
+
+
 def _sqlite_engine(parsed, synchronous: str) -> Engine:
     if synchronous not in ("NORMAL", "FULL"):
         raise ConfigError(f"SQLITE_SYNCHRONOUS {synchronous!r} is neither NORMAL nor FULL.", hint="Use NORMAL or FULL.")
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        _private_database_file(Path(parsed.database))
     engine = create_engine(
         parsed, connect_args={"check_same_thread": False, "timeout": 30}
     )
