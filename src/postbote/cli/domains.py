@@ -11,7 +11,7 @@ from rich.text import Text
 from .. import domain_service as service
 from ..tenants import get_tenant
 from .context import JsonOpt, guarded
-from .output import console, emit_json
+from .output import cell, clean_data, console, emit_json
 
 domain_cli = typer.Typer(no_args_is_help=True, help="Sender domains of tenants: records, verification, health.")
 platform_cli = typer.Typer(no_args_is_help=True, help="The platform's own DNS zone.")
@@ -25,12 +25,13 @@ def _tenant_id(app, tenant: str | None) -> int | None:
 
 
 def _records_table(data: dict) -> Table:
-    table = Table(title=f"{data['domain']}: {data['state']}", title_justify="left")
+    data = clean_data(data)  # "found" values come from DNS: anyone's text
+    table = Table(title=cell(f"{data['domain']}: {data['state']}"), title_justify="left")
     for column in ("name", "type", "value", "purpose", "status"):
         table.add_column(column, overflow="fold")
     for r in data["records"]:
         status = r.get("status") or "unchecked"
-        table.add_row(r["name"] + ".", r["type"], r.get("value") or r.get("expected"), r["purpose"],
+        table.add_row(cell(r["name"] + "."), cell(r["type"]), cell(r.get("value") or r.get("expected")), cell(r["purpose"]),
                       Text(status, style=_STATUS.get(status, "")))
     return table
 
@@ -87,15 +88,16 @@ def check(domain: str, tenant: Optional[str] = TenantOpt, as_json: bool = JsonOp
         if as_json:
             emit_json(data)
             return
+        data = clean_data(data)  # the summaries quote TXT records found in DNS
         console.print(Text(data["verdict"], style="bold green" if data["passes_dmarc"] else "bold red"))
         for part in ("spf", "dkim", "dmarc", "mx"):
             finding = data[part]
             console.print(Text(f"{part.upper():6} ", style="bold") + Text(finding["summary"], style="" if finding["ok"] else "yellow"))
             if finding["fix"]:
-                console.print(f"       fix: {finding['fix']}", highlight=False)
+                console.print(f"       fix: {cell(finding['fix'])}", highlight=False)
         for partner in data["partners"]:
             state = "passes DMARC" if partner["passes_dmarc"] else "does not pass DMARC"
-            console.print(f"PARTNER {partner['name']}: {state}" + (f" — {partner['fix']}" if partner["fix"] else ""))
+            console.print(cell(f"PARTNER {partner['name']}: {state}" + (f" — {partner['fix']}" if partner["fix"] else "")))
 
 
 @domain_cli.command("rotate-key")

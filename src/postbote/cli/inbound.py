@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from ..errors import InputError
@@ -15,7 +14,8 @@ from ..inbound.meaning import classify_recipient
 from ..inbound.mime import MAX_READ
 from ..replies import LANGUAGES, ExplanationContext, explain
 from .context import JsonOpt
-from .output import console, emit_json, err_console, fail
+from .output import cell as escape
+from .output import clean_data, console, emit_json, err_console, fail
 
 inbound_cli = typer.Typer(no_args_is_help=True, help="Bounces and complaints that come back to the return path.")
 
@@ -81,6 +81,7 @@ def _read(path: Path) -> bytes:
 
 
 def _print(result: dict) -> None:
+    result = clean_data(result)
     if "error" in result:
         err_console.print(f"[bold red]error\\[{escape(result['error']['code'])}][/]: {escape(result['error']['message'])}",
                           highlight=False)
@@ -101,7 +102,7 @@ def _print(result: dict) -> None:
         table.add_column(column, overflow="fold")
     for r in result["recipients"]:
         retry = "" if r["temporary"] is None else ("yes" if r["temporary"] else "no")
-        table.add_row(escape(r["address"]), r["action"], r["status"] or "", r["category"] or "", retry,
+        table.add_row(escape(r["address"]), escape(r["action"]), escape(r["status"] or ""), r["category"] or "", retry,
                       escape(r["diagnostic"][:200]))
     console.print(table)
     for r in result["recipients"]:

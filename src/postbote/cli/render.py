@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import secrets
 
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from ..settings import Settings
+from .output import clean_data
 
 _STATE_STYLE = {"delivered": "green", "queued": "cyan", "deferred": "yellow", "bounced": "red", "expired": "red"}
 
@@ -35,16 +37,20 @@ def config_file(settings: Settings) -> str:
     return "\n".join(lines)
 
 
+# Everything shown here may come from a tenant, a recipient or a remote server: each function
+# starts from clean_data (no control characters) and escapes markup where rich would read it.
+
 def accepted(data: dict) -> Table:
+    data = clean_data(data)
     note = f"\nsender: {data['sender']['used']} — {data['sender']['note']}" if data["sender"]["note"] else ""
-    table = Table(title=f"message {data['id']}{note}", title_justify="left")
+    table = Table(title=escape(f"message {data['id']}{note}"), title_justify="left")
     table.add_column("recipient")
     table.add_column("state")
     for r in data["recipients"]:
-        table.add_row(r["address"], Text(r["state"], style=_STATE_STYLE.get(r["state"], "")))
+        table.add_row(escape(r["address"]), Text(r["state"], style=_STATE_STYLE.get(r["state"], "")))
     for r in data["refused"]:
         suggestion = f" Did you mean {r['suggestion']}?" if r["suggestion"] else ""
-        table.add_row(r["address"], Text(f"refused: {r['message']}{suggestion}", style="red"))
+        table.add_row(escape(r["address"]), Text(f"refused: {r['message']}{suggestion}", style="red"))
     return table
 
 
@@ -54,7 +60,8 @@ def _sender_line(data: dict) -> str:
 
 
 def status(data: dict) -> Table:
-    table = Table(title=f"{data['id']}  {data['subject']!r}{_sender_line(data)}", title_justify="left")
+    data = clean_data(data)
+    table = Table(title=escape(f"{data['id']}  {data['subject']!r}{_sender_line(data)}"), title_justify="left")
     for column in ("recipient", "state", "attempts", "last reply / next attempt"):
         table.add_column(column)
     for r in data["recipients"]:
@@ -64,7 +71,8 @@ def status(data: dict) -> Table:
         for a in r["history"]:
             where = f"{a['mx_host']} [{a['mx_ip']}]" if a["mx_host"] else "no connection"
             detail += f"\n  {a['started_at']} {where} from {a['source_ip'] or '-'}: {a['reply']}"
-        table.add_row(r["address"], Text(r["state"], style=_STATE_STYLE.get(r["state"], "")), str(r["attempts"]), detail.strip())
+        table.add_row(escape(r["address"]), Text(r["state"], style=_STATE_STYLE.get(r["state"], "")), str(r["attempts"]),
+                      escape(detail.strip()))
     return table
 
 
@@ -80,6 +88,7 @@ def _labels(lang: str) -> dict:
 
 
 def explained_reply(data: dict) -> Text:
+    data = clean_data(data)
     words = _labels(data["lang"])
     retry = words["temporary_label"] if data["temporary"] else words["permanent_label"]
     out = Text()
@@ -94,6 +103,7 @@ def explained_reply(data: dict) -> Text:
 
 
 def story(data: dict) -> Text:
+    data = clean_data(data)
     out = Text()
     out.append(f"{data['id']}  {data['subject']!r}{_sender_line(data)}\n", style="bold")
     for r in data["recipients"]:
@@ -118,12 +128,13 @@ def story(data: dict) -> Text:
 
 
 def report(data: dict) -> Table:
+    data = clean_data(data)
     table = Table(title=f"since {data['since']}", title_justify="left")
     for column in ("messages", "destination", "state", "reason"):
         table.add_column(column, justify="right" if column == "messages" else "left")
     for line in data["outcomes"]:
-        table.add_row(str(line["count"]), line["destination"],
-                      Text(line["state"], style=_STATE_STYLE.get(line["state"], "")), line["category"] or "")
+        table.add_row(str(line["count"]), escape(line["destination"]),
+                      Text(line["state"], style=_STATE_STYLE.get(line["state"], "")), escape(line["category"] or ""))
     if data["feedback"]:
         table.add_section()
         for f in data["feedback"]:

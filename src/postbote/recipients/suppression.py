@@ -96,11 +96,21 @@ def search(engine: Engine, tenant_id: int, text: str = "", *, limit: int = 1000)
         return [_row(r) for r in conn.execute(query)]
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "|", "%")
+
+
+def spreadsheet_safe(value: str) -> str:
+    """A cell no spreadsheet runs as a formula (CSV injection): a leading =, +, -, @, tab or line
+    break gets a ' in front, which spreadsheets show as text and do not evaluate."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
 def export_csv(entries: list[Suppression]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["address", "reason", "created_at", "expires_at", "source_message_id", "detail"])
     for e in entries:
-        writer.writerow([e.address, e.reason, iso_utc(e.created_at), iso_utc(e.expires_at) or "", e.source_message_id or "",
-                         e.detail or ""])
+        row = [e.address, e.reason, iso_utc(e.created_at), iso_utc(e.expires_at) or "", e.source_message_id or "",
+               e.detail or ""]
+        writer.writerow([spreadsheet_safe(v) for v in row])
     return out.getvalue()
