@@ -10,6 +10,7 @@ Only CNAMEs are asked of the tenant, so that keys rotate and sending IPs change 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from dataclasses import dataclass
 
@@ -28,10 +29,16 @@ class Record:
 
 def domain_label(domain: str) -> str:
     """One DNS label naming a tenant domain inside the platform zone, unique per domain:
-    '-' is doubled, '.' becomes '-' (acme.com → acme-com, acme-com.de → acme--com-de)."""
+    '-' is doubled, '.' becomes '-' (acme.com → acme-com, acme-com.de → acme--com-de).
+
+    A domain whose label would be longer than 63 characters (RFC 1035 §2.3.4) is named by a hash
+    instead: ``h`` and 26 base32 letters of its SHA-256 (130 bits). That form has no '-', and every
+    spelled-out label has one (a domain has at least two labels), so no short domain can take a
+    long domain's name — a cut-off prefix plus a short hash could be spelled by a crafted domain."""
     label = domain.replace("-", "--").replace(".", "-")
     if len(label) > 63:
-        label = label[:50] + "-" + hashlib.sha256(domain.encode()).hexdigest()[:12]
+        digest = base64.b32encode(hashlib.sha256(domain.encode("ascii")).digest()).decode("ascii").lower()
+        label = "h" + digest[:26]
     return label
 
 
