@@ -39,3 +39,4 @@ def configure(level: str, stream: IO[str] | None = None) -> None:
     root.addHandler(handler)
     root.setLevel(level.upper())
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: lines per connection, a flood can fill a disk

@@ -21,7 +21,7 @@ from .dns import Resolver
 from .domains import choose_sender, ensure_platform_keys, find_domain, sign, verify_domain
 from .domains.keys import KeyVault
 from .domains.returnpath import return_path
-from .errors import HeaderInjectionError, InputError, InvalidMessageError
+from .errors import HeaderInjectionError, InputError, InvalidMessageError, TooLargeError
 from .queue import GroupCommit, Outgoing, enqueue
 from .recipients import AddressCheck, check_addresses, check_syntax, find_many
 from .settings import Settings
@@ -44,6 +44,17 @@ class Accepted:
 def vault_for(secret_key: str) -> KeyVault:
     """One vault per master key and process, so parsed private keys are kept between messages."""
     return KeyVault(secret_key)
+
+
+def check_limits(settings: Settings, draft: Draft) -> None:
+    """Size limits, before any work is done for the message (no DNS, no rendering)."""
+    if len(draft.recipients) > settings.MAX_RECIPIENTS:
+        raise InputError(f"The message has {len(draft.recipients)} recipients; at most {settings.MAX_RECIPIENTS} are allowed.",
+                         code="too_many_recipients", hint="Send several messages, or ask the operator about MAX_RECIPIENTS.")
+    size = sum(len(part.encode("utf-8", "surrogatepass")) for part in (draft.subject, draft.text, draft.html or ""))
+    if size > settings.MAX_MESSAGE_BYTES:
+        raise TooLargeError(f"The message is {size} bytes; at most {settings.MAX_MESSAGE_BYTES} are allowed.",
+                            hint="Shorten the text or HTML; link to large content instead of including it.")
 
 
 def check_recipients(engine: Engine, settings: Settings, tenant: Tenant, recipients: list[str],
@@ -106,6 +117,7 @@ def send(engine: Engine, settings: Settings, tenant: Tenant, draft: Draft, *, re
     """``message_class`` None: every suppression applies (mail through /v1/messages). With
     ``acceptor`` the store write joins a group commit (the API); without, it is a transaction of
     its own (the CLI)."""
+    check_limits(settings, draft)
     vault = vault_for(settings.SECRET_KEY)
     store = engine.url.render_as_string(hide_password=True)
     if store not in _PLATFORM_KEYS_READY:

@@ -170,6 +170,34 @@ class Settings(BaseSettings):
         "30d", description="How long after sending a message's return path takes bounces and complaints; "
         "later ones are refused like forged ones.",
     )
+    MAX_REQUEST_BYTES: int = Field(
+        5_000_000, ge=10_000, description="Largest API request body, in bytes (larger: 413 request_too_large, "
+        "refused before it is read).",
+    )
+    MAX_MESSAGE_BYTES: int = Field(
+        2_000_000, ge=10_000, description="Largest message (subject, text and HTML together, UTF-8), in bytes "
+        "(larger: 413 message_too_large, refused before any DNS lookup).",
+    )
+    MAX_RECIPIENTS: int = Field(
+        1000, ge=1, description="Most recipients of one message, and addresses in one check (more: 422 "
+        "too_many_recipients).",
+    )
+    API_RATE_LIMIT: float = Field(
+        100.0, ge=0, description="API requests per second and tenant, on average, in bursts of twice that "
+        "(more: 429 rate_limited with Retry-After); 0: no limit. Counted per process.",
+    )
+    DNS_MAX_CONCURRENCY: int = Field(
+        100, ge=1, description="DNS queries in flight at once in one process; the rest wait their turn.",
+    )
+    INBOUND_MAX_CONNECTIONS: int = Field(
+        200, ge=1, description="Connections the bounce receiver serves at once; more are answered 421 and closed.",
+    )
+    INBOUND_MAX_RECIPIENTS: int = Field(
+        100, ge=1, description="RCPTs the bounce receiver takes in one transaction; more: 452 (RFC 5321 §4.5.3.1.10).",
+    )
+    INBOUND_IDLE_TIMEOUT: float = Field(
+        60.0, gt=0, description="Seconds a bounce receiver connection may stay silent before it is closed.",
+    )
     INBOUND_MAX_SIZE: int = Field(
         10_000_000, ge=1000, description="Largest bounce or complaint the receiver accepts, in bytes."
     )

@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import os
+import signal
 import smtplib
 import stat
 import subprocess
@@ -26,7 +27,7 @@ from postbote.domains.returnpath import return_path
 from postbote.inbound.apply import refused_reports
 from postbote.recipients.suppression import find
 from postbote.queue import message_status
-from postbote.tenants import add_tenant, create_key
+from postbote.tenants import add_tenant, create_key, list_keys
 from postbote.testing import Receiver
 from tests.conftest import MX1, MX3, free_port, run_worker
 from tests.support.reports import arf, dsn
@@ -226,10 +227,11 @@ def test_the_database_its_wal_and_shm_and_the_config_file_are_private(tmp_path):
     engine.dispose()
 
 
-@pytest.mark.parametrize("secret, code", [("", "secret_key_missing"), ("short", "secret_key_weak"),
-                                          ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "secret_key_weak"),
-                                          ("changeme", "secret_key_weak")])
-@pytest.mark.parametrize("command", [["worker", "--until-done", "--timeout", "1"], ["serve"]])
+@pytest.mark.parametrize("secret, code, command", [
+    ("", "secret_key_missing", ["serve"]), ("short", "secret_key_weak", ["serve"]),
+    ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "secret_key_weak", ["serve"]), ("changeme", "secret_key_weak", ["serve"]),
+    ("short", "secret_key_weak", ["worker", "--until-done", "--timeout", "1"]),  # a worker signs nothing: only a given key
+])
 def test_a_missing_or_weak_secret_key_is_refused_at_start_with_the_command_that_makes_one(tmp_path, secret, code,
                                                                                           command):
     env = {k: v for k, v in os.environ.items() if not k.startswith("POSTBOTE_")}
@@ -289,3 +291,203 @@ def test_log_lines_cannot_be_forged_through_input():
     assert len([line for line in lines if not line.startswith("    | ")]) == 2
     assert all(line.startswith("    | ") or line[:4].isdigit() for line in lines)
     assert "\\r\\n2026-01-01" in lines[0] and "\x1b" not in stream.getvalue() and "\u2028" not in stream.getvalue()
+
+
+# Item 8: API keys can be listed, revoked and rotated; a key is never shown again.
+
+def test_api_keys_are_listed_revoked_and_rotated_and_never_shown_again(two_tenants):
+    app, acme, _, client = two_tenants
+    first = client.headers_of["acme"]
+    first_key = first["Authorization"].split()[1]
+    assert client.get("/v1/report", headers=first).status_code == 200  # a use, recorded
+    made = client.post("/v1/keys", headers=first)
+    assert made.status_code == 201
+    second_key = made.json()["api_key"]
+    second = {"Authorization": f"Bearer {second_key}"}
+    listed = client.get("/v1/keys", headers=second).json()
+    assert [k["prefix"] for k in listed] == [second_key[:10], first_key[:10]]
+    assert listed[1]["last_used_at"] and listed[1]["created_at"] and listed[1]["active"]
+    text = str(listed) + str(list_keys(app.engine, acme))
+    assert first_key not in text and second_key not in text and first_key[10:20] not in text
+    # Another tenant can neither see nor revoke acme's keys.
+    assert client.delete(f"/v1/keys/{first_key[:10]}", headers=client.headers_of["globex"]).status_code == 404
+    assert client.get("/v1/report", headers=first).status_code == 200
+    # Revoked: refused at once, still listed.
+    revoked = client.delete(f"/v1/keys/{first_key[:10]}", headers=second)
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"] and not revoked.json()["active"]
+    assert client.get("/v1/report", headers=first).status_code == 401
+    # Rotated: the new key works, the old one does not.
+    rotated = client.post(f"/v1/keys/{second_key[:10]}/rotate", headers=second).json()
+    assert client.get("/v1/report", headers=second).status_code == 401
+    assert client.get("/v1/report", headers={"Authorization": f"Bearer {rotated['api_key']}"}).status_code == 200
+    newest = client.get("/v1/keys", headers={"Authorization": f"Bearer {rotated['api_key']}"}).json()
+    assert [(k["prefix"], k["active"]) for k in newest] == [
+        (rotated["api_key"][:10], True), (second_key[:10], False), (first_key[:10], False)]
+
+
+def test_tenant_key_list_revoke_rotate_on_the_cli(make_app, tmp_path):
+    from tests.integration.test_cli import cli_env, postbote
+
+    env = cli_env(make_app())
+    postbote(env, tmp_path, "tenant", "add", "acme")
+    key = json.loads(postbote(env, tmp_path, "tenant", "key", "acme", "--json").stdout)["api_key"]
+    listed = json.loads(postbote(env, tmp_path, "tenant", "key", "list", "acme", "--json").stdout)
+    assert [(k["prefix"], k["active"]) for k in listed] == [(key[:10], True)]
+    table = postbote(env, tmp_path, "tenant", "key", "list", "acme").stdout
+    assert key[:10] in table and key not in table
+    new = json.loads(postbote(env, tmp_path, "tenant", "key", "rotate", "acme", key[:10], "--json").stdout)["api_key"]
+    assert new != key
+    postbote(env, tmp_path, "tenant", "key", "revoke", "acme", new[:10])
+    listed = json.loads(postbote(env, tmp_path, "tenant", "key", "list", "acme", "--json").stdout)
+    assert [k["active"] for k in listed] == [False, False]
+    again = postbote(env, tmp_path, "tenant", "key", "revoke", "acme", new[:10], check=False)
+    assert again.returncode == 2 and "error[key_not_found]" in again.stderr
+
+
+# Item 6: limits, enforced before the work is done.
+
+def test_a_huge_request_is_refused_before_it_is_read(two_tenants):
+    app, _, _, client = two_tenants
+    a = client.headers_of["acme"]
+    huge = b'{"from": "hr@acme.test", "to": ["anna@kunde.test"], "subject": "x", "text": "' + b"y" * 50_000_000 + b'"}'
+    declared = client.post("/v1/messages", headers={**a, "Content-Type": "application/json"}, content=huge)
+    assert declared.status_code == 413 and declared.json()["error"]["code"] == "request_too_large"
+
+    def chunks():  # no Content-Length: counted as it arrives
+        yield huge[:1_000_000]
+        for start in range(1_000_000, len(huge), 1_000_000):
+            yield huge[start:start + 1_000_000]
+
+    streamed = client.post("/v1/messages", headers={**a, "Content-Type": "application/json"}, content=chunks())
+    assert streamed.status_code == 413 and streamed.json()["error"]["code"] == "request_too_large"
+    assert client.get("/v1/report", headers=a).json()["outcomes"] == []
+
+
+def test_message_size_and_recipient_count_are_limited_before_any_lookup(make_app, zone, dns_server):
+    zone.mail_domain("kunde.test", (10, "mx.kunde.test", MX1))
+    app = make_app(MAX_MESSAGE_BYTES=20_000, MAX_RECIPIENTS=5)
+    client = TestClient(create_api(app))
+    a = {"Authorization": f"Bearer {create_key(app.engine, add_tenant(app.engine, 'acme'))}"}
+    big = client.post("/v1/messages", headers=a, json={**_message("anna@kunde.test"), "html": "ü" * 10_001})
+    assert big.status_code == 413 and big.json()["error"]["code"] == "message_too_large" and big.json()["error"]["hint"]
+    many = client.post("/v1/messages", headers=a, json={**_message("anna@kunde.test"),
+                                                        "to": [f"p{i}@nowhere{i}.test" for i in range(6)]})
+    assert many.status_code == 422 and many.json()["error"]["code"] == "too_many_recipients"
+    checks = client.post("/v1/addresses/check", headers=a, json={"addresses": [f"p{i}@kunde.test" for i in range(6)]})
+    assert checks.status_code == 422 and checks.json()["error"]["code"] == "too_many_recipients"
+    assert client.post("/v1/messages", headers=a, json={**_message("anna@kunde.test"),
+                                                        "to": [f"p{i}@kunde.test" for i in range(5)]}).status_code == 202
+
+
+def test_each_tenant_is_rate_limited_with_retry_after(make_app, zone):
+    app = make_app(API_RATE_LIMIT=2)  # bursts of 4
+    client = TestClient(create_api(app))
+    acme, globex = ({"Authorization": f"Bearer {create_key(app.engine, add_tenant(app.engine, n))}"} for n in ("acme", "globex"))
+    answers = [client.get("/v1/report", headers=acme) for _ in range(8)]
+    limited = [r for r in answers if r.status_code == 429]
+    assert limited and answers[0].status_code == 200
+    assert limited[0].json()["error"]["code"] == "rate_limited" and int(limited[0].headers["retry-after"]) >= 1
+    assert client.get("/v1/report", headers=globex).status_code == 200  # the other tenant's share is its own
+    time.sleep(1.1)
+    assert client.get("/v1/report", headers=acme).status_code == 200
+
+
+def test_dns_queries_in_flight_are_bounded_process_wide(make_app, zone):
+    for i in range(300):
+        zone.mail_domain(f"d{i}.test", (10, f"mx.d{i}.test", MX1))
+    app = make_app(DNS_MAX_CONCURRENCY=7, MAX_RECIPIENTS=10_000)
+    client = TestClient(create_api(app))
+    a = {"Authorization": f"Bearer {create_key(app.engine, add_tenant(app.engine, 'acme'))}"}
+    checked = client.post("/v1/addresses/check", headers=a, json={"addresses": [f"x@d{i}.test" for i in range(300)]})
+    assert checked.status_code == 200 and all(r["ok"] for r in checked.json())
+    assert 1 < app.resolver.in_flight.peak <= 7 and app.resolver.in_flight.held == 0
+
+
+def _serve(make_app, tmp_path, **settings):
+    from tests.integration.test_cli import cli_env
+
+    import httpx
+
+    env = cli_env(make_app())
+    api_port, inbound_port = free_port("127.0.0.1"), free_port("127.0.0.1")
+    env.update(POSTBOTE_API_LISTEN=f"127.0.0.1:{api_port}", POSTBOTE_INBOUND_LISTEN=f"127.0.0.1:{inbound_port}",
+               **{f"POSTBOTE_{k}": str(v) for k, v in settings.items()})
+
+    def low_descriptor_limit():  # the usual default for a service: 1,024 open files
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+
+    server = subprocess.Popen([sys.executable, "-m", "postbote", "serve"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, preexec_fn=low_descriptor_limit)
+    http = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=5)
+    for _ in range(200):
+        try:
+            if http.get("/v1/health").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    return server, http, inbound_port
+
+
+def test_1100_idle_connections_to_the_bounce_receiver_do_not_take_the_api_down(make_app, tmp_path):
+    import socket
+
+    server, http, inbound_port = _serve(make_app, tmp_path, INBOUND_MAX_CONNECTIONS=200)
+    idle: list[socket.socket] = []
+    try:
+        for _ in range(1100):
+            idle.append(socket.create_connection(("127.0.0.1", inbound_port), timeout=30))
+        time.sleep(1)
+        assert http.get("/v1/health").status_code == 200
+        banners = []
+        for s in idle[-50:]:
+            s.settimeout(20)
+            banners.append(s.recv(200))
+        assert all(b.startswith(b"421") for b in banners), banners[:3]
+        for s in idle:
+            s.close()
+        idle.clear()
+        time.sleep(0.5)
+        with smtplib.SMTP("127.0.0.1", inbound_port, timeout=10) as smtp:
+            assert smtp.ehlo("mx.kunde.test")[0] == 250  # serving again once they are gone
+        assert http.get("/v1/health").status_code == 200
+    finally:
+        for s in idle:
+            s.close()
+        http.close()
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            raise
+
+
+def test_the_bounce_receiver_limits_rcpts_and_closes_idle_connections(delivered):
+    app, _, accepted, real, where = delivered
+    with smtplib.SMTP(*where, timeout=10) as client:
+        client.ehlo("mx.kunde.test")
+        client.mail("")
+        codes = [client.rcpt(real)[0] for _ in range(app.settings.INBOUND_MAX_RECIPIENTS + 3)]
+    assert codes[:app.settings.INBOUND_MAX_RECIPIENTS] == [250] * app.settings.INBOUND_MAX_RECIPIENTS
+    assert codes[app.settings.INBOUND_MAX_RECIPIENTS:] == [452] * 3
+
+
+def test_an_idle_bounce_receiver_connection_is_closed(make_app, smtp_port):
+    import socket
+
+    from postbote.inbound import start_inbound
+
+    app = make_app(INBOUND_IDLE_TIMEOUT=1)
+    controller = start_inbound(app.settings, app.engine, f"{MX3}:{smtp_port}")
+    try:
+        with socket.create_connection((MX3, smtp_port), timeout=10) as s:
+            assert s.recv(200).startswith(b"220")
+            started = time.monotonic()
+            rest = b""
+            while chunk := s.recv(200):  # the server closes: recv returns b""
+                rest += chunk
+            assert time.monotonic() - started < 5
+    finally:
+        controller.stop()

@@ -22,7 +22,9 @@ from ..domains import get_domain, list_domains
 from ..recipients import check_addresses, find_many
 from ..recipients.suppression import export_csv, remove, search, suppress
 from ..compose import Draft
-from ..errors import AuthError, ConflictError, InputError, NotFoundError, PostboteError, StoreError
+from ..errors import (AuthError, ConflictError, InputError, NotFoundError, PostboteError, RateLimitedError, StoreError,
+                      TooLargeError)
+from ..limits import RateLimiter, retry_after_header
 from ..durations import parse_duration
 from ..explaining import message_story, record_feedback
 from ..explaining import report as build_report
@@ -32,6 +34,7 @@ from ..views import accepted_json, message_json
 from . import errors as api_errors
 from .allowlist import add_allowlist_routes
 from .workflows import add_workflow_routes
+from .keys import add_key_routes
 from .schemas import (
     AddressCheckRequest,
     BatchRequest,
@@ -44,25 +47,33 @@ from .schemas import (
     SuppressionRequest,
 )
 
-_STATUS = [(InputError, 422), (NotFoundError, 404), (AuthError, 401), (ConflictError, 409), (StoreError, 503)]
-_ERRORS = {code: {"model": ErrorResponse} for code in (401, 404, 409, 422)}
+_STATUS = [(TooLargeError, 413), (RateLimitedError, 429), (InputError, 422), (NotFoundError, 404), (AuthError, 401), (ConflictError, 409), (StoreError, 503)]
+_ERRORS = {code: {"model": ErrorResponse} for code in (401, 404, 409, 413, 422, 429)}
 
 
 def create_api(app: App) -> FastAPI:
     api = FastAPI(title="Postbote", version=__version__, description="Send notification e-mail and see why it did or did not arrive.")
     bearer = HTTPBearer(auto_error=False)
     api_errors.install(api)
+    api.add_middleware(api_errors.BodyLimit, max_bytes=app.settings.MAX_REQUEST_BYTES)
+    rates = RateLimiter(app.settings.API_RATE_LIMIT, 2 * app.settings.API_RATE_LIMIT)
 
     def tenant(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Tenant:
         if credentials is None:
             raise AuthError("No API key was given.")
-        return authenticate(app.engine, credentials.credentials)
+        who = authenticate(app.engine, credentials.credentials)
+        wait = rates.take(who.id)  # before any work is done for the request
+        if wait:
+            raise RateLimitedError(f"Too many requests: at most {app.settings.API_RATE_LIMIT:g} a second are taken.",
+                                   retry_after=wait)
+        return who
 
     @api.exception_handler(PostboteError)
     async def _postbote_error(request: Request, error: PostboteError) -> JSONResponse:
         status = next((code for kind, code in _STATUS if isinstance(error, kind)), 500)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        headers = {**(headers or {}), **(getattr(error, "headers", None) or {})} or None
+        if isinstance(error, RateLimitedError):
+            headers = {"Retry-After": retry_after_header(error.retry_after)}
         return api_errors.error_response(request, status, error.to_dict(), headers=headers)
 
     @api.exception_handler(RequestValidationError)
@@ -163,6 +174,9 @@ def create_api(app: App) -> FastAPI:
     def post_address_check(body: AddressCheckRequest, who: Tenant = Depends(tenant)) -> list[dict]:
         """Check addresses as a message would: syntax, domain, mail server, your suppression list,
         and the address probably meant. In the order given."""
+        if len(body.addresses) > app.settings.MAX_RECIPIENTS:
+            raise InputError(f"{len(body.addresses)} addresses; at most {app.settings.MAX_RECIPIENTS} are checked at once.",
+                             code="too_many_recipients", hint="Check them in several requests.")
         suppressed = find_many(app.engine, who.id, body.addresses)
         return [r.to_dict() for r in asyncio.run(check_addresses(body.addresses, app.settings, app.resolver, suppressed))]
 
@@ -189,6 +203,7 @@ def create_api(app: App) -> FastAPI:
 
     add_allowlist_routes(api, app, tenant, _ERRORS)
     add_workflow_routes(api, app, tenant, _ERRORS)
+    add_key_routes(api, app, tenant, _ERRORS)
 
     @api.get("/v1/health")
     def health() -> dict:

@@ -17,7 +17,7 @@ log = logging.getLogger("postbote.api")
 _HTTP_CODES = {400: ("request_unreadable", "The request could not be read.", "Send JSON in UTF-8 with Content-Type: application/json."),
                404: ("path_not_found", "There is no such path.", "See the paths at /docs."),
                405: ("method_not_allowed", "This path does not take that method.", "See the paths and methods at /docs."),
-               413: ("request_too_large", "The request is too large.", "Send less in one request.")}
+               413: ("request_too_large", "The request is too large.", "Send less in one request (MAX_REQUEST_BYTES).")}
 
 
 def request_id(request: Request) -> str:
@@ -51,3 +51,46 @@ def install(api: FastAPI) -> None:
             "hint": "Try again; if it persists, give the operators the request_id."})
         response.headers["X-Request-Id"] = request_id(request)
         return response
+
+
+
+class BodyLimit:
+    """Refuse a request body over ``max_bytes`` before the application reads it: at once when
+    Content-Length says so; a body without one (chunked) is taken in up to the limit first, and
+    refused as soon as it passes it. Either way the answer is the error object, 413."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit():
+            if int(declared) > self.max_bytes:
+                return await self._refuse(scope, receive, send)
+            return await self.app(scope, receive, send)
+        messages, seen = [], 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                return await self._refuse(scope, receive, send)
+            if not message.get("more_body"):
+                break
+        replay = iter(messages)
+
+        async def replayed():
+            return next(replay, None) or await receive()
+
+        return await self.app(scope, replayed, send)
+
+    async def _refuse(self, scope, receive, send):
+        body = {"code": "request_too_large", "message": f"The request is larger than {self.max_bytes} bytes.",
+                "hint": "Send less in one request (MAX_REQUEST_BYTES).", "request_id": secrets.token_hex(8)}
+        response = JSONResponse({"error": body}, status_code=413, headers={"Connection": "close",
+                                                                           "X-Request-Id": body["request_id"]})
+        await response(scope, receive, send)

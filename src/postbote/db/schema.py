@@ -92,6 +92,7 @@ api_keys = Table(
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime),
+    Column("last_used_at", UTCDateTime),  # written at most once a minute per key
 )
 
 messages = Table(

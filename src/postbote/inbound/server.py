@@ -12,6 +12,7 @@ import asyncio
 import logging
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 from sqlalchemy import Engine
 
 from ..domains import find_domain
@@ -44,6 +45,8 @@ class InboundHandler:
         return message_id
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if len(envelope.rcpt_tos) >= self.settings.INBOUND_MAX_RECIPIENTS:
+            return "452 4.5.3 Too many recipients"  # RFC 5321 §4.5.3.1.10: the client sends the rest later
         loop = asyncio.get_running_loop()
         token = await loop.run_in_executor(None, self.token_of, address)
         if token is None:
@@ -74,10 +77,58 @@ class InboundHandler:
             log.warning("inbound report unreadable (%s)", report.note)
 
 
+class _Slots:
+    """Connections being served; touched only from the receiver's own event loop thread."""
+
+    def __init__(self, size: int):
+        self.size, self.used = size, 0
+
+
+class _LimitedSMTP(SMTP):
+    """aiosmtpd's server with a ceiling on connections: one over it is told 421 and closed at
+    once, so a flood of idle connections costs a moment each, not a file descriptor each — the
+    API and the delivery worker share the process and its descriptors."""
+
+    def __init__(self, handler, *, slots: _Slots, **kwargs):
+        super().__init__(handler, **kwargs)
+        self._slots = slots
+        self._counted = False
+
+    def connection_made(self, transport) -> None:
+        if not self._counted and self.transport is None:  # a new connection, not one after STARTTLS
+            if self._slots.used >= self._slots.size:
+                transport.write(b"421 4.7.0 Too many connections; try again later\r\n")
+                transport.close()
+                return
+            self._slots.used += 1
+            self._counted = True
+        super().connection_made(transport)
+
+    def connection_lost(self, error) -> None:
+        if not self._counted:
+            return
+        self._counted = False
+        self._slots.used -= 1
+        super().connection_lost(error)
+
+    def eof_received(self):
+        return super().eof_received() if self._counted else False
+
+
+class _Controller(Controller):
+    def __init__(self, handler, *, max_connections: int, **kwargs):
+        super().__init__(handler, **kwargs)
+        self.slots = _Slots(max_connections)
+
+    def factory(self):
+        return _LimitedSMTP(self.handler, slots=self.slots, **self.SMTP_kwargs)
+
+
 def start_inbound(settings: Settings, engine: Engine, listen: str | None = None) -> Controller:
     host, port = parse_host_port(listen or settings.INBOUND_LISTEN, default_port=25)
-    controller = Controller(InboundHandler(settings, engine), hostname=host, port=port,
-                            server_hostname=settings.bounce_mx, data_size_limit=settings.INBOUND_MAX_SIZE,
-                            ident="Postbote bounce receiver")
+    controller = _Controller(InboundHandler(settings, engine), hostname=host, port=port,
+                             server_hostname=settings.bounce_mx, data_size_limit=settings.INBOUND_MAX_SIZE,
+                             ident="Postbote bounce receiver", max_connections=settings.INBOUND_MAX_CONNECTIONS,
+                             server_kwargs={"timeout": settings.INBOUND_IDLE_TIMEOUT})
     controller.start()
     return controller
