@@ -44,7 +44,8 @@ async def sender_verdict(engine: Engine, resolver: Resolver, settings: Settings,
     if spec.domain is None:
         return SenderVerdict(address, "default_sender", None,
                              f"default sender: from {settings.default_sender} as "
-                             f"\"{spec.display_name or tenant_name + ' via ' + settings.PLATFORM_NAME}\", "
+                             f"\"{tenant_name} via {settings.PLATFORM_NAME}\" (the platform's sender always names "
+                             f"the tenant), "
                              f"signed as {settings.PLATFORM_DOMAIN}")
     domain = find_domain(engine, spec.domain)
     if domain is None or domain.tenant_id != tenant_id:
