@@ -84,7 +84,7 @@ def test_suppression_entries_are_normalised_like_sending(two_tenants, stored, se
     assert entry["address"] == entry["address"].strip().lower() and "<" not in entry["address"]
 
 
-@pytest.mark.parametrize("junk", ["not an address", "x" * 5_000_000, "lea@", "Lea <lea@kunde.test> <b@c.test>x"])
+@pytest.mark.parametrize("junk", ["not an address", "x" * 2_000_000 + "@kunde.test", "lea@", "Lea <lea@kunde.test> <b@c.test>x"])
 def test_what_is_not_an_address_is_refused_from_the_list(two_tenants, junk):
     app, _, _, client = two_tenants
     answer = client.post("/v1/suppressions", headers=client.headers_of["acme"], json={"address": junk, "reason": "manual"})
