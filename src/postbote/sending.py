@@ -132,10 +132,10 @@ def send(engine: Engine, settings: Settings, tenant: Tenant, draft: Draft, *, re
     fresh = None
     if len(draft.recipients) >= settings.BULK_THRESHOLD:
         # Before a bulk send, look at the tenant's domain in DNS now rather than trust the last check.
-        domain = find_domain(engine, requested.domain)
+        domain = find_domain(engine, requested.domain, tenant_id=tenant.id)
         if domain is not None and domain.tenant_id == tenant.id:
             run_coroutine(verify_domain(engine, resolver, settings, domain))
-            fresh = find_domain(engine, requested.domain)
+            fresh = find_domain(engine, requested.domain, tenant_id=tenant.id)
     decision = choose_sender(engine, settings, tenant_id=tenant.id, tenant_name=tenant.display_name,
                              policy=tenant.sender_policy, requested=requested, reply_to=reply_to, domain=fresh)
     message_id = new_message_id()

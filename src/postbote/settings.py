@@ -170,6 +170,9 @@ class Settings(BaseSettings):
         "30d", description="How long after sending a message's return path takes bounces and complaints; "
         "later ones are refused like forged ones.",
     )
+    MAX_DOMAINS_PER_TENANT: int = Field(
+        20, ge=1, description="Sender domains one tenant may claim (more: 409 domain_limit).",
+    )
     MAX_REQUEST_BYTES: int = Field(
         5_000_000, ge=10_000, description="Largest API request body, in bytes (larger: 413 request_too_large, "
         "refused before it is read).",

@@ -71,6 +71,11 @@ def set_sender_policy(engine: Engine, tenant: Tenant, policy: str) -> Tenant:
     return Tenant(tenant.id, tenant.name, tenant.display_name, chosen)
 
 
+def tenant_names(engine: Engine) -> dict[int, str]:
+    with engine.connect() as conn:
+        return {r.id: r.name for r in conn.execute(select(tenants.c.id, tenants.c.name))}
+
+
 def get_tenant(engine: Engine, name: str) -> Tenant:
     with engine.connect() as conn:
         row = conn.execute(select(tenants).where(tenants.c.name == name)).first()

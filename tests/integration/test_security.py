@@ -491,3 +491,92 @@ def test_an_idle_bounce_receiver_connection_is_closed(make_app, smtp_port):
             assert time.monotonic() - started < 5
     finally:
         controller.stop()
+
+
+# Item 4: domain squatting and takeover.
+
+@pytest.fixture
+def claims(make_app, zone):
+    zone.mail_domain("kunde.test", (10, "mx.kunde.test", MX1))
+    app = make_app(MAX_DOMAINS_PER_TENANT=3)
+    client = TestClient(create_api(app))
+    headers = {n: {"Authorization": f"Bearer {create_key(app.engine, add_tenant(app.engine, n, n.upper()))}"}
+               for n in ("acme", "globex", "initech")}
+    return app, client, headers
+
+
+def test_a_squatter_who_claims_first_does_not_verify_when_the_owner_publishes_its_records(claims, zone, smtp_port):
+    from tests.support.mail import it_team_publishes, publish_to_zone
+
+    app, client, h = claims
+    squat = client.post("/v1/domains", headers=h["globex"], json={"domain": "acme.test"})  # first, from the README
+    assert squat.status_code == 201
+    owner = client.post("/v1/domains", headers=h["acme"], json={"domain": "acme.test"})  # a pending domain: claimable
+    assert owner.status_code == 201
+    targets = {name: {r["name"]: r["value"] for r in answer.json()["records"] if r["type"] == "CNAME"}
+               for name, answer in (("globex", squat), ("acme", owner))}
+    dkim = [n for n in targets["acme"] if "_domainkey" in n]
+    assert all(targets["acme"][n] != targets["globex"][n] for n in dkim)  # each claim its own, unguessable targets
+    assert all(targets["acme"][n] != f"{n.split('.')[0]}.acme-test.dkim.platform.test" for n in dkim)
+    publish_to_zone(zone, app)
+    it_team_publishes(zone, owner.json()["records"])  # the real owner's IT team publishes what acme was given
+    assert client.post("/v1/domains/acme.test/verify", headers=h["globex"]).json()["state"] == "failed"
+    assert client.post("/v1/domains/acme.test/verify", headers=h["acme"]).json()["state"] == "verified"
+    # The squatter still cannot send as acme.test; the owner can.
+    sent = client.post("/v1/messages", headers=h["globex"], json=_message("anna@kunde.test", "ceo@acme.test")).json()
+    assert sent["sender"]["used"] == "GLOBEX via Postbote <notification@platform.test>"
+    own = client.post("/v1/messages", headers=h["acme"], json=_message("anna@kunde.test", "ceo@acme.test")).json()
+    assert own["sender"]["used"] == "ceo@acme.test" and own["sender"]["note"] is None
+    with Receiver(MX1, smtp_port) as mx:
+        run_worker(app)
+    signed = {m.mail_from.rpartition("@")[2]: m.data for m in mx.messages}
+    assert b"d=acme.test" in signed["pbmail.acme.test"] and b"d=acme.test" not in signed["rp.platform.test"]
+    # Once verified, nobody else may claim it.
+    third = client.post("/v1/domains", headers=h["initech"], json={"domain": "acme.test"})
+    assert third.status_code == 409 and third.json()["error"]["code"] == "domain_taken"
+    assert "acme" not in third.json()["error"]["message"].replace("acme.test", "")
+
+
+@pytest.mark.parametrize("domain", ["gmail.com", "GoogleMail.com", "web.de", "t-online.de", "mail.gmx.net", "platform.test",
+                                    "dkim.platform.test", "rp.platform.test"])
+def test_public_mailbox_domains_and_the_platform_zone_cannot_be_claimed(claims, domain):
+    app, client, h = claims
+    refused = client.post("/v1/domains", headers=h["acme"], json={"domain": domain})
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "domain_reserved"
+    assert client.get("/v1/domains", headers=h["acme"]).json() == []
+
+
+def test_domains_are_listed_removed_with_their_records_and_capped(claims):
+    from postbote.domain_service import zone
+
+    app, client, h = claims
+    for name in ("acme.test", "acme-hr.test", "acme-jobs.test"):
+        assert client.post("/v1/domains", headers=h["acme"], json={"domain": name}).status_code == 201
+    capped = client.post("/v1/domains", headers=h["acme"], json={"domain": "acme-four.test"})
+    assert capped.status_code == 409 and capped.json()["error"]["code"] == "domain_limit"
+    assert [d["domain"] for d in client.get("/v1/domains", headers=h["acme"]).json()] == [
+        "acme-hr.test", "acme-jobs.test", "acme.test"]
+    targets = [r["value"] for r in client.get("/v1/domains/acme-hr.test", headers=h["acme"]).json()["records"]
+               if "_domainkey" in r["name"]]
+    assert all(t in zone(app) for t in targets)
+    assert client.delete("/v1/domains/acme-hr.test", headers=h["globex"]).status_code == 404  # not globex's
+    removed = client.delete("/v1/domains/acme-hr.test", headers=h["acme"])
+    assert removed.status_code == 200 and sorted(removed.json()["withdrawn"]) == sorted(targets)
+    assert client.get("/v1/domains/acme-hr.test", headers=h["acme"]).status_code == 404
+    assert not any(t in zone(app) for t in targets)  # withdrawn from the platform zone
+    assert client.post("/v1/domains", headers=h["acme"], json={"domain": "acme-four.test"}).status_code == 201
+
+
+def test_domain_list_and_remove_on_the_cli(make_app, tmp_path):
+    from tests.integration.test_cli import cli_env, postbote
+
+    env = cli_env(make_app())
+    postbote(env, tmp_path, "tenant", "add", "acme")
+    postbote(env, tmp_path, "domain", "add", "acme.test", "--tenant", "acme")
+    listed = json.loads(postbote(env, tmp_path, "domain", "list", "--json").stdout)
+    assert [(d["domain"], d["tenant"], d["state"]) for d in listed] == [("acme.test", "acme", "pending")]
+    assert "acme.test" in postbote(env, tmp_path, "domain", "list", "--tenant", "acme").stdout
+    removed = json.loads(postbote(env, tmp_path, "domain", "remove", "acme.test", "--tenant", "acme", "--json").stdout)
+    assert removed["removed"] and len(removed["withdrawn"]) == 2
+    assert json.loads(postbote(env, tmp_path, "domain", "list", "--json").stdout) == []
+    assert "acme-test.dkim" not in postbote(env, tmp_path, "platform", "zone").stdout

@@ -80,3 +80,20 @@ def test_publish_verify_sign_break_and_fall_back(make_app, knot, smtp_port):
         changes = conn.execute(select(domain_events.c.old_state, domain_events.c.new_state)
                                .where(domain_events.c.kind == "state_changed").order_by(domain_events.c.id)).all()
     assert [tuple(c) for c in changes] == [("pending", "verified"), ("verified", "broken")]
+
+    # Removing the domain withdraws its keys from the platform zone on the real server.
+    import dns.message
+    import dns.query
+
+    from postbote.domain_service import remove
+
+    def txt_at(name: str) -> list:
+        answer = dns.query.tcp(dns.message.make_query(name, "TXT"), knot.host, port=knot.port, timeout=5)
+        return [rrset for rrset in answer.answer if rrset.rdtype == 16]
+
+    keys_at = [r["value"] for r in records if r["name"].endswith("._domainkey.acme.test")]
+    assert all(txt_at(name) for name in keys_at)
+    removed = remove(app, "acme.test", tenant.id)
+    assert removed["withdrawn_by_update"] and sorted(removed["withdrawn"]) == sorted(keys_at)
+    assert not any(txt_at(name) for name in keys_at)
+    assert txt_at(f"pb1._domainkey.{app.settings.PLATFORM_DOMAIN}")  # the platform's own keys stay

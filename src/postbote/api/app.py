@@ -160,6 +160,11 @@ def create_api(app: App) -> FastAPI:
         """One of your domains: state and records, each with its status from the last check."""
         return domain_service.domain_json(app, get_domain(app.engine, domain, tenant_id=who.id))
 
+    @api.delete("/v1/domains/{domain}", responses=_ERRORS)
+    def delete_domain(domain: str, who: Tenant = Depends(tenant)) -> dict:
+        """Remove one of your domains: its keys are deleted and withdrawn from the platform zone."""
+        return domain_service.remove(app, domain, who.id)
+
     @api.post("/v1/domains/{domain}/verify", responses=_ERRORS)
     def verify_domain(domain: str, who: Tenant = Depends(tenant)) -> dict:
         """Check the domain's records in DNS now."""

@@ -125,3 +125,41 @@ def platform_publish() -> None:
     with guarded(False) as app:
         app.check_store()
         console.print(f"published {service.publish_zone(app)} record sets to {app.settings.DNS_UPDATE_SERVER}")
+
+
+@domain_cli.command("list")
+def list_(tenant: Optional[str] = TenantOpt, as_json: bool = JsonOpt) -> None:
+    """Sender domains (a tenant's, or every claim), with their state and when they were checked."""
+    from ..domains import list_domains
+    from ..tenants import tenant_names
+
+    with guarded(as_json) as app:
+        app.check_store()
+        claims = list_domains(app.engine, tenant_id=_tenant_id(app, tenant))
+        names = tenant_names(app.engine)
+        data = [{**service.domain_json(app, d), "tenant": names.get(d.tenant_id)} for d in claims]
+        if as_json:
+            emit_json(data)
+            return
+        table = Table()
+        for column in ("domain", "tenant", "state", "checked", "verified"):
+            table.add_column(column)
+        for d in data:
+            table.add_row(cell(d["domain"]), cell(d["tenant"]), Text(d["state"], style=_STATUS.get(d["state"], "")),
+                          d["checked_at"] or "never", d["verified_at"] or "")
+        console.print(table)
+
+
+@domain_cli.command("remove")
+def remove(domain: str, tenant: str = typer.Option(..., "--tenant", help="The tenant whose claim is removed."),
+           as_json: bool = JsonOpt) -> None:
+    """Remove a sender domain: its keys are deleted and withdrawn from the platform zone."""
+    with guarded(as_json) as app:
+        app.check_store()
+        data = service.remove(app, domain, get_tenant(app.engine, tenant).id)
+        if as_json:
+            emit_json(data)
+            return
+        how = "by DNS UPDATE" if data["withdrawn_by_update"] else "from 'postbote platform zone' (publish it again)"
+        console.print(f"{cell(data['domain'])} removed; its keys are withdrawn {how}: "
+                      + cell(", ".join(data["withdrawn"]) or "none"))

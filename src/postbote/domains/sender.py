@@ -43,7 +43,7 @@ def choose_sender(engine: Engine, settings: Settings, *, tenant_id: int, tenant_
         note = (f"the display name {requested.display_name!r} was replaced by the tenant's registered name"
                 if requested.display_name and requested.display_name != name else None)
         return _platform(engine, settings, Mailbox(default.address, name), reply_to, note)
-    domain = domain or find_domain(engine, requested.domain)
+    domain = domain or find_domain(engine, requested.domain, tenant_id=tenant_id)
     if domain is not None and domain.tenant_id == tenant_id and domain.state is DomainState.VERIFIED:
         return SenderDecision(requested, reply_to, return_path_host(domain.name), domain.name,
                               active_key(engine, domain.id), None)

@@ -47,7 +47,7 @@ async def sender_verdict(engine: Engine, resolver: Resolver, settings: Settings,
                              f"\"{tenant_name} via {settings.PLATFORM_NAME}\" (the platform's sender always names "
                              f"the tenant), "
                              f"signed as {settings.PLATFORM_DOMAIN}")
-    domain = find_domain(engine, spec.domain)
+    domain = find_domain(engine, spec.domain, tenant_id=tenant_id)
     if domain is None or domain.tenant_id != tenant_id:
         # Another tenant's domain answers exactly like a domain nobody added: its owner stays unknown.
         raise InputError(f"{spec.domain} is not one of your sender domains.", code="sender_domain_unknown",
