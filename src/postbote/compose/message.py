@@ -91,7 +91,7 @@ def _check_extra(name: str, value: str) -> None:
     # Only fields Postbote itself adds: a caller must never set From, To, Bcc or another field twice.
     if name.lower() not in _EXTRA_ALLOWED:
         raise InvalidMessageError(f"The header field {name!r} cannot be set.")
-    refuse_line_breaks(name, value)
+    check_header_value(name, value)
 
 
 def _unique_recipients(addresses: list[str]) -> tuple[Mailbox, ...]:
