@@ -2,7 +2,10 @@
 POSTed to /v1/messages over HTTP by a client in another process, each DKIM-signed and delivered
 into Postfix's smtp-sink on loopback; timed until the sink has counted N. Prints one JSON line.
 
-    python benchmarks/accept.py --messages 5000 --clients 20
+    python benchmarks/accept.py --messages 5000 --clients 20 [--batch 100] [--store postgresql] [--workers 2]
+
+`--workers N` runs N delivering processes on the store: `serve`'s own worker plus N-1
+`postbote worker` processes beside it, as on several hosts.
 
 The client is Python (httpx's async client on uvloop, keep-alive connections) in a separate
 process: it costs CPU on the same two cores, so the figure is a floor for what `serve` can take.
@@ -115,7 +118,7 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-async def _client(url: str, key: str, messages: int, clients: int, domains: int) -> dict:
+async def _client(url: str, key: str, messages: int, clients: int, domains: int, batch: int) -> dict:
     import httpx
 
     latencies: list[float] = []
@@ -124,15 +127,24 @@ async def _client(url: str, key: str, messages: int, clients: int, domains: int)
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60,
                                  headers={"Authorization": f"Bearer {key}"}) as http:
+        def body(n: int) -> dict:
+            return {"from": "Bench GmbH <hr@bench.test>", "to": [f"user{n}@d{n % domains}.test"],
+                    "subject": f"Urlaubsantrag {n}", "text": BODY}
+
         async def one_client() -> None:
-            for n in counter:
-                body = {"from": "Bench GmbH <hr@bench.test>", "to": [f"user{n}@d{n % domains}.test"],
-                        "subject": f"Urlaubsantrag {n}", "text": BODY}
+            while numbers := [n for _, n in zip(range(batch or 1), counter)]:
                 started = time.perf_counter()
-                answer = await http.post("/v1/messages", json=body)
-                latencies.append(time.perf_counter() - started)
-                if answer.status_code != 202:
-                    failures[str(answer.status_code)] = failures.get(str(answer.status_code), 0) + 1
+                if batch:
+                    answer = await http.post("/v1/messages/batch", json={"messages": [body(n) for n in numbers]})
+                    statuses = [str(r["status"]) for r in answer.json()["results"]] if answer.status_code == 200 \
+                        else [str(answer.status_code)] * len(numbers)
+                else:
+                    answer = await http.post("/v1/messages", json=body(numbers[0]))
+                    statuses = [str(answer.status_code)]
+                latencies.extend([time.perf_counter() - started] * len(numbers))
+                for status in statuses:
+                    if status != "202":
+                        failures[status] = failures.get(status, 0) + 1
 
         started = time.perf_counter()
         await asyncio.gather(*(one_client() for _ in range(clients)))
@@ -149,7 +161,26 @@ def client_main(args: argparse.Namespace) -> None:
         run = uvloop.run
     except ImportError:
         run = asyncio.run
-    print(json.dumps(run(_client(args.url, args.key, args.messages, args.clients, args.domains))), flush=True)
+    print(json.dumps(run(_client(args.url, args.key, args.messages, args.clients, args.domains, args.batch))), flush=True)
+
+
+def store_url(kind: str, workdir: str):
+    if kind == "sqlite":
+        return f"sqlite:///{workdir}/postbote.db", lambda: None
+    from sqlalchemy import create_engine, text
+
+    base = os.environ.get("POSTBOTE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    schema = f"accept_{os.getpid()}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+
+    def drop():
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+    return f"{base}?options=-csearch_path%3D{schema}", drop
 
 
 def main() -> None:
@@ -157,6 +188,9 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--clients", type=int, default=20, help="concurrent keep-alive connections")
     parser.add_argument("--domains", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=0, help="POST /v1/messages/batch with this many messages each")
+    parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--workers", type=int, default=1, help="delivering processes, serve's included")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for the sink")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -171,12 +205,13 @@ def main() -> None:
     smtp_port, api_port = free_port(), free_port()
     workdir = tempfile.mkdtemp(prefix="postbote-accept-")
     sink = CountingSink(smtp_port)
+    url, drop_store = store_url(args.store, workdir)
     try:
         with DnsServer(zone) as dns:
             env = {k: v for k, v in os.environ.items() if not k.startswith("POSTBOTE_")}
             env.update({
                 "POSTBOTE_CONFIG": os.path.join(workdir, "postbote.toml"),
-                "POSTBOTE_DATABASE_URL": f"sqlite:///{workdir}/postbote.db",
+                "POSTBOTE_DATABASE_URL": url,
                 "POSTBOTE_DNS_NAMESERVERS": dns.address,
                 "POSTBOTE_SMTP_PORT": str(smtp_port),
                 "POSTBOTE_API_LISTEN": f"127.0.0.1:{api_port}",
@@ -191,20 +226,24 @@ def main() -> None:
             postbote(env, workdir, "init")
             postbote(env, workdir, "tenant", "add", "bench", "--display-name", "Bench GmbH")
             key = json.loads(postbote(env, workdir, "tenant", "key", "bench", "--json"))["api_key"]
+            logs = [open(os.path.join(workdir, f"process{n}.log"), "w") for n in range(args.workers)]
             serve = subprocess.Popen([sys.executable, "-m", "postbote", "serve"], env=env, cwd=workdir,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.DEVNULL, stderr=logs[0])
+            workers = [subprocess.Popen([sys.executable, "-m", "postbote", "worker"], env=env, cwd=workdir,
+                                        stdout=subprocess.DEVNULL, stderr=log) for log in logs[1:]]
             try:
                 wait_listening(api_port, serve)
                 started = time.perf_counter()
                 client = subprocess.run(
                     [sys.executable, __file__, "--client", "--url", f"http://127.0.0.1:{api_port}", "--key", key,
-                     "--messages", str(args.messages), "--clients", str(args.clients), "--domains", str(args.domains)],
+                     "--messages", str(args.messages), "--clients", str(args.clients), "--domains", str(args.domains),
+                     "--batch", str(args.batch)],
                     capture_output=True, text=True, check=True)
                 accepted = json.loads(client.stdout)
                 delivered_all = sink.wait_for(accepted["accepted"], timeout=args.timeout)
                 end_to_end = time.perf_counter() - started
                 result = {
-                    "store": "sqlite", "mode": "single", "dkim_signed": True, "messages": args.messages,
+                    "store": args.store, "workers": args.workers, "mode": f"batch of {args.batch}" if args.batch else "single", "dkim_signed": True, "messages": args.messages,
                     "clients": args.clients, "accepted": accepted["accepted"], "refused": accepted["failures"],
                     "accepted_per_s": round(accepted["accepted"] / accepted["seconds"], 1),
                     "p50_accept_ms": accepted["p50_ms"], "p99_accept_ms": accepted["p99_ms"],
@@ -212,18 +251,23 @@ def main() -> None:
                     "end_to_end_per_s": round(sink.count / end_to_end, 1),
                     "peak_rss_mb_serve": peak_rss_mb(serve.pid),
                 }
-                if not delivered_all:
-                    serve.terminate()
-                    result["serve_stderr_tail"] = serve.communicate(timeout=20)[1][-2000:]
             finally:
-                serve.terminate()
-                try:
-                    serve.wait(20)
-                except subprocess.TimeoutExpired:
-                    serve.kill()
+                for process in [serve, *workers]:
+                    process.terminate()
+                    try:
+                        process.wait(20)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
+                for log in logs:
+                    log.close()
+            written = [open(log.name).read() for log in logs]
+            result["database_locked_errors"] = sum(text.count("database is locked") for text in written)
+            if not result["all_received"]:
+                result["serve_log_tail"] = written[0][-2000:]
             print(json.dumps(result), flush=True)
     finally:
         sink.stop()
+        drop_store()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

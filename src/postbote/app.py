@@ -24,7 +24,7 @@ class App:
 
     @cached_property
     def engine(self) -> Engine:
-        return open_engine(self.settings.DATABASE_URL)
+        return open_engine(self.settings.DATABASE_URL, sqlite_synchronous=self.settings.SQLITE_SYNCHRONOUS)
 
     @cached_property
     def resolver(self) -> Resolver:

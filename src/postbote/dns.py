@@ -13,7 +13,15 @@ import dns.nameserver
 import dns.rdatatype
 import dns.resolver
 
+from .limits import ProcessLimit
 from .settings import Settings
+
+# One bound for the whole process: a check of 10,000 addresses must not open 10,000 sockets.
+_IN_FLIGHT: dict[int, ProcessLimit] = {}
+
+
+def _in_flight(size: int) -> ProcessLimit:
+    return _IN_FLIGHT.setdefault(size, ProcessLimit(size))
 
 
 class DnsTemporaryError(Exception):
@@ -70,6 +78,7 @@ class Resolver:
         self._resolver.lifetime = settings.DNS_TIMEOUT
         self._resolver.timeout = min(2.0, settings.DNS_TIMEOUT)
         self._cache = _Cache()
+        self.in_flight = _in_flight(settings.DNS_MAX_CONCURRENCY)
 
     async def lookup(self, name: str, rdtype: str, *, fresh: bool = False) -> tuple[list, bool]:
         """(records, exists): NXDOMAIN → ([], False), NODATA → ([], True). ``fresh`` skips the
@@ -82,7 +91,8 @@ class Resolver:
         if cached is not None:
             return cached  # type: ignore[return-value]
         try:
-            answer = await self._resolver.resolve(name, rdtype, search=False)
+            async with self.in_flight:
+                answer = await self._resolver.resolve(name, rdtype, search=False)
             result = (list(answer), True)
             ttl = min(float(answer.rrset.ttl), _MAX_TTL)
         except dns.resolver.NXDOMAIN:

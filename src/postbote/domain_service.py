@@ -10,6 +10,7 @@ from .db.schema import iso_utc
 from .domains import (
     Domain,
     add_domain,
+    domain_keys,
     ensure_platform_keys,
     get_domain,
     list_domains,
@@ -21,6 +22,9 @@ from .domains import (
     zone_file,
 )
 from .domains.check import health_check
+from .domains.publish import withdraw
+from .domains.records import dkim_target
+from .domains.store import remove_domain
 from .domains.rotate import rotate_key
 from .holding import release_for_domain
 from .sending import vault_for
@@ -32,7 +36,7 @@ def records_json(app: App, domain: Domain) -> list[dict]:
     checked = {r["name"]: r for r in domain.records or []}
     s = app.settings
     out = []
-    for r in tenant_records(domain.name, s.dkim_zone, s.return_path_host):
+    for r in tenant_records(domain.name, s.dkim_zone, s.return_path_host, token=domain.claim_token):
         last = checked.get(r.name, {})
         out.append({"name": r.name, "type": r.type, "value": r.value, "purpose": r.purpose, "required": r.required,
                     "status": last.get("status"), "found": last.get("found"), "cause": last.get("cause"),
@@ -53,8 +57,19 @@ def domain_json(app: App, domain: Domain) -> dict:
 
 def add(app: App, tenant_id: int, name: str) -> dict:
     domain = add_domain(app.engine, vault_for(app.settings.SECRET_KEY), tenant_id, name,
-                        platform_zone=app.settings.dkim_zone)
+                        platform_zone=app.settings.dkim_zone, max_per_tenant=app.settings.MAX_DOMAINS_PER_TENANT)
     return domain_json(app, domain)
+
+
+def remove(app: App, name: str, tenant_id: int | None = None) -> dict:
+    """Remove a claim and withdraw its keys from the platform zone (by RFC 2136 when
+    DNS_UPDATE_SERVER is set; 'platform zone' no longer lists them either way)."""
+    domain = get_domain(app.engine, name, tenant_id=tenant_id)
+    names = sorted({dkim_target(domain.name, key.selector, app.settings.dkim_zone, domain.claim_token)
+                    for key in domain_keys(app.engine, domain.id)})
+    remove_domain(app.engine, domain)
+    withdrawn = withdraw(names, app.settings) if app.settings.DNS_UPDATE_SERVER and names else 0
+    return {"domain": domain.name, "removed": True, "withdrawn": names, "withdrawn_by_update": bool(withdrawn)}
 
 
 def verify(app: App, name: str, tenant_id: int | None = None) -> dict:

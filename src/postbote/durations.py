@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_DURATION = re.compile(r"^\s*(\d{1,12}(?:\.\d{1,9})?)\s*([smhd]?)\s*$")
+_LONGEST = 100 * 366 * 86400  # a century: longer would overflow the clock's arithmetic
 
 
 def parse_duration(text: str | int | float) -> float:
@@ -14,12 +15,17 @@ def parse_duration(text: str | int | float) -> float:
     if isinstance(text, (int, float)):
         if text < 0:
             raise ValueError("a duration cannot be negative")
+        if text > _LONGEST:
+            raise ValueError("a duration cannot be longer than a hundred years")
         return float(text)
     match = _DURATION.match(text.lower())
     if not match:
         raise ValueError(f"{text!r} is not a duration; write e.g. 30s, 5m, 1h or 4d")
     number, unit = match.groups()
-    return float(number) * _UNITS[unit or "s"]
+    seconds = float(number) * _UNITS[unit or "s"]
+    if seconds > _LONGEST:
+        raise ValueError(f"{text!r} is longer than a hundred years")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:

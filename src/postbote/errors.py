@@ -3,9 +3,11 @@
     PostboteError                 code, message, hint — what every face shows a user
     ├── ConfigError               a setting is missing or malformed
     ├── InputError                a request was refused; nothing was stored
-    │   ├── HeaderInjectionError  a CR or LF in a header value
+    │   ├── HeaderInjectionError  a line break or control character in a header value
     │   ├── InvalidAddressError   an address Postbote cannot send to or from
-    │   └── InvalidMessageError   a message without recipients, subject or body
+    │   ├── InvalidMessageError   a message without recipients, subject or body
+    │   └── TooLargeError         a request or message over its size limit (HTTP 413)
+    ├── RateLimitedError          too many requests; retry_after says when to come back (429)
     ├── NotFoundError             the thing does not exist, or belongs to another tenant
     ├── AuthError                 no or a wrong API key
     ├── ConflictError             the thing exists already
@@ -53,7 +55,8 @@ class InputError(PostboteError):
 
 class HeaderInjectionError(InputError):
     code = "header_injection"
-    hint = "Remove line breaks (CR, LF) from subjects, names and addresses."
+    hint = ("Remove line breaks and control characters (CR, LF, TAB, VT, FF, U+0085, U+2028 …) from subjects, "
+            "names and addresses.")
 
 
 class InvalidAddressError(InputError):
@@ -63,6 +66,19 @@ class InvalidAddressError(InputError):
 
 class InvalidMessageError(InputError):
     code = "message_invalid"
+
+
+class TooLargeError(InputError):
+    code = "message_too_large"
+
+
+class RateLimitedError(PostboteError):
+    code = "rate_limited"
+    hint = "Slow down: wait the seconds in Retry-After, then send again."
+
+    def __init__(self, message: str, *, retry_after: float, **kwargs):
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
 
 
 class NotFoundError(PostboteError):

@@ -202,7 +202,7 @@ def _missing_records(engine: Engine, view: MessageView) -> tuple[str, ...]:
     if not view.requested_from:
         return ()
     try:
-        domain = find_domain(engine, parse_mailbox(view.requested_from).domain)
+        domain = find_domain(engine, parse_mailbox(view.requested_from).domain, tenant_id=view.tenant_id)
     except InputError:
         return ()
     if domain is None or domain.tenant_id != view.tenant_id:

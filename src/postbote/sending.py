@@ -16,11 +16,12 @@ from functools import lru_cache
 
 from sqlalchemy import Engine
 
-from .compose import Draft, Mailbox, compose, new_message_id, parse_mailbox, refuse_line_breaks
+from .compose import Draft, Mailbox, check_header_value, compose, new_message_id, parse_mailbox
 from .dns import Resolver
 from .domains import choose_sender, ensure_platform_keys, find_domain, sign, verify_domain
 from .domains.keys import KeyVault
-from .errors import HeaderInjectionError, InputError, InvalidMessageError
+from .domains.returnpath import return_path
+from .errors import HeaderInjectionError, InputError, InvalidMessageError, TooLargeError
 from .queue import GroupCommit, Outgoing, enqueue
 from .recipients import AddressCheck, check_addresses, check_syntax, find_many
 from .settings import Settings
@@ -43,6 +44,17 @@ class Accepted:
 def vault_for(secret_key: str) -> KeyVault:
     """One vault per master key and process, so parsed private keys are kept between messages."""
     return KeyVault(secret_key)
+
+
+def check_limits(settings: Settings, draft: Draft) -> None:
+    """Size limits, before any work is done for the message (no DNS, no rendering)."""
+    if len(draft.recipients) > settings.MAX_RECIPIENTS:
+        raise InputError(f"The message has {len(draft.recipients)} recipients; at most {settings.MAX_RECIPIENTS} are allowed.",
+                         code="too_many_recipients", hint="Send several messages, or ask the operator about MAX_RECIPIENTS.")
+    size = sum(len(part.encode("utf-8", "surrogatepass")) for part in (draft.subject, draft.text, draft.html or ""))
+    if size > settings.MAX_MESSAGE_BYTES:
+        raise TooLargeError(f"The message is {size} bytes; at most {settings.MAX_MESSAGE_BYTES} are allowed.",
+                            hint="Shorten the text or HTML; link to large content instead of including it.")
 
 
 def check_recipients(engine: Engine, settings: Settings, tenant: Tenant, recipients: list[str],
@@ -142,13 +154,14 @@ def send(engine: Engine, settings: Settings, tenant: Tenant, draft: Draft, *, re
     """``message_class`` None: every suppression applies (mail through /v1/messages). With
     ``acceptor`` the store write joins a group commit (the API); without, it is a transaction of
     its own (the CLI)."""
+    check_limits(settings, draft)
     vault = vault_for(settings.SECRET_KEY)
     store = engine.url.render_as_string(hide_password=True)
     if store not in _PLATFORM_KEYS_READY:
         ensure_platform_keys(engine, vault)
         _PLATFORM_KEYS_READY.add(store)
     requested = parse_mailbox(draft.sender, field="sender")
-    refuse_line_breaks("subject", draft.subject)  # an attack is refused before any DNS is asked
+    check_header_value("subject", draft.subject)  # an attack is refused before any DNS is asked
     resolver = resolver or Resolver(settings)
     fields = [list(draft.recipients), list(draft.cc), list(draft.bcc)]
     everyone, refused = check_recipients(engine, settings, tenant, [a for f in fields for a in f], resolver,
@@ -158,10 +171,10 @@ def send(engine: Engine, settings: Settings, tenant: Tenant, draft: Draft, *, re
     fresh = None
     if len(everyone) >= settings.BULK_THRESHOLD:
         # Before a bulk send, look at the tenant's domain in DNS now rather than trust the last check.
-        domain = find_domain(engine, requested.domain)
+        domain = find_domain(engine, requested.domain, tenant_id=tenant.id)
         if domain is not None and domain.tenant_id == tenant.id:
             run_coroutine(verify_domain(engine, resolver, settings, domain))
-            fresh = find_domain(engine, requested.domain)
+            fresh = find_domain(engine, requested.domain, tenant_id=tenant.id)
     decision = choose_sender(engine, settings, tenant_id=tenant.id, tenant_name=tenant.display_name,
                              policy=tenant.sender_policy, requested=requested, reply_to=reply_to, domain=fresh)
     message_id = new_message_id()
@@ -178,7 +191,8 @@ def send(engine: Engine, settings: Settings, tenant: Tenant, draft: Draft, *, re
         copies = {address: signed(raw) for address, raw in copies.items()} if copies else None
     outgoing = Outgoing(
         message,
-        mail_from=f"bounces+{message_id}@{decision.envelope_host}" if not decision.held else requested.address,
+        mail_from=(return_path(settings.SECRET_KEY, message_id, decision.envelope_host, valid_days=settings.return_path_days)
+                   if not decision.held else requested.address),
         requested_from=str(requested.header()),
         sender_note=decision.note,
         dkim_domain=decision.dkim_domain if decision.key else None,

@@ -13,7 +13,7 @@ import os
 import socket
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Literal, Annotated, Any
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
@@ -142,6 +142,9 @@ class Settings(BaseSettings):
     DOMAIN_RECHECK_INTERVAL: str = Field(
         "1h", description="How often serve re-checks the DNS records of verified domains."
     )
+    BATCH_MAX_MESSAGES: int = Field(
+        500, ge=1, le=10_000, description="Most messages one POST /v1/messages/batch may carry.",
+    )
     BULK_THRESHOLD: int = Field(
         50, ge=1, description="A message with at least this many recipients re-checks its "
         "sender domain in DNS before it is accepted.",
@@ -158,6 +161,45 @@ class Settings(BaseSettings):
     INBOUND_LISTEN: str = Field(
         "", description="host:port of the bounce and complaint receiver started by serve; "
         "empty: not started (production: 0.0.0.0:25 behind BOUNCE_MX).",
+    )
+    SQLITE_SYNCHRONOUS: Literal["NORMAL", "FULL"] = Field(
+        "NORMAL", description="SQLite only. NORMAL: an accepted message survives a crash of the process; "
+        "FULL: also a power loss, at the cost of a disk flush per commit (README, 'Acceptance').",
+    )
+    RETURN_PATH_LIFETIME: str = Field(
+        "30d", description="How long after sending a message's return path takes bounces and complaints; "
+        "later ones are refused like forged ones.",
+    )
+    MAX_DOMAINS_PER_TENANT: int = Field(
+        20, ge=1, description="Sender domains one tenant may claim (more: 409 domain_limit).",
+    )
+    MAX_REQUEST_BYTES: int = Field(
+        5_000_000, ge=10_000, description="Largest API request body, in bytes (larger: 413 request_too_large, "
+        "refused before it is read).",
+    )
+    MAX_MESSAGE_BYTES: int = Field(
+        2_000_000, ge=10_000, description="Largest message (subject, text and HTML together, UTF-8), in bytes "
+        "(larger: 413 message_too_large, refused before any DNS lookup).",
+    )
+    MAX_RECIPIENTS: int = Field(
+        1000, ge=1, description="Most recipients of one message, and addresses in one check (more: 422 "
+        "too_many_recipients).",
+    )
+    API_RATE_LIMIT: float = Field(
+        100.0, ge=0, description="API requests per second and tenant, on average, in bursts of twice that "
+        "(more: 429 rate_limited with Retry-After); 0: no limit. Counted per process.",
+    )
+    DNS_MAX_CONCURRENCY: int = Field(
+        100, ge=1, description="DNS queries in flight at once in one process; the rest wait their turn.",
+    )
+    INBOUND_MAX_CONNECTIONS: int = Field(
+        200, ge=1, description="Connections the bounce receiver serves at once; more are answered 421 and closed.",
+    )
+    INBOUND_MAX_RECIPIENTS: int = Field(
+        100, ge=1, description="RCPTs the bounce receiver takes in one transaction; more: 452 (RFC 5321 §4.5.3.1.10).",
+    )
+    INBOUND_IDLE_TIMEOUT: float = Field(
+        60.0, gt=0, description="Seconds a bounce receiver connection may stay silent before it is closed.",
     )
     INBOUND_MAX_SIZE: int = Field(
         10_000_000, ge=1000, description="Largest bounce or complaint the receiver accepts, in bytes."
@@ -225,7 +267,7 @@ class Settings(BaseSettings):
             parse_duration(step)
         return value
 
-    @field_validator("MAX_LIFETIME", "LEASE_DURATION", "DOMAIN_RECHECK_INTERVAL")
+    @field_validator("MAX_LIFETIME", "LEASE_DURATION", "DOMAIN_RECHECK_INTERVAL", "RETURN_PATH_LIFETIME")
     @classmethod
     def _check_duration(cls, value: str) -> str:
         parse_duration(value)
@@ -266,6 +308,10 @@ class Settings(BaseSettings):
     @cached_property
     def bounce_mx(self) -> str:
         return self.BOUNCE_MX or f"mx.{self.dkim_zone}"
+
+    @cached_property
+    def return_path_days(self) -> int:
+        return max(1, -(-int(parse_duration(self.RETURN_PATH_LIFETIME)) // 86400))
 
     @cached_property
     def recheck_seconds(self) -> float:

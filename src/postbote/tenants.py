@@ -1,5 +1,7 @@
 """Tenants — the customer companies — and their API keys. A key is shown once, when it is made;
-the store keeps only its SHA-256, so a leaked database does not leak working keys."""
+the store keeps only its SHA-256, so a leaked database does not leak working keys. Keys are
+listed by their prefix (never enough to use one), with when they were made and last used, and
+can be revoked or rotated (a new key, the old one revoked in the same transaction)."""
 
 from __future__ import annotations
 
@@ -7,12 +9,13 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .compose import refuse_line_breaks
-from .db.schema import api_keys, tenants, utcnow
+from .compose import check_header_value
+from .db.schema import api_keys, iso_utc, tenants, utcnow
 from .errors import AuthError, ConflictError, InputError, NotFoundError
 from .vocab import SenderPolicy
 
@@ -40,7 +43,7 @@ def add_tenant(engine: Engine, name: str, display_name: str | None = None) -> Te
             code="tenant_name_invalid",
         )
     display = (display_name or name).strip()
-    refuse_line_breaks("display name", display)
+    check_header_value("display name", display)
     try:
         with engine.begin() as conn:
             tenant_id = conn.execute(
@@ -66,6 +69,11 @@ def set_sender_policy(engine: Engine, tenant: Tenant, policy: str) -> Tenant:
     with engine.begin() as conn:
         conn.execute(update(tenants).where(tenants.c.id == tenant.id).values(sender_policy=chosen.value))
     return Tenant(tenant.id, tenant.name, tenant.display_name, chosen)
+
+
+def tenant_names(engine: Engine) -> dict[int, str]:
+    with engine.connect() as conn:
+        return {r.id: r.name for r in conn.execute(select(tenants.c.id, tenants.c.name))}
 
 
 def get_tenant(engine: Engine, name: str) -> Tenant:
@@ -102,13 +110,70 @@ def create_key(engine: Engine, tenant: Tenant) -> str:
     return key
 
 
+_LAST_USE_RESOLUTION = timedelta(minutes=1)  # a write per key and minute, not per request
+
+
 def authenticate(engine: Engine, key: str) -> Tenant:
     with engine.connect() as conn:
         row = conn.execute(
-            select(tenants)
+            select(tenants, api_keys.c.id.label("key_id"), api_keys.c.last_used_at)
             .join(api_keys, api_keys.c.tenant_id == tenants.c.id)
             .where(api_keys.c.key_hash == _hash(key), api_keys.c.revoked_at.is_(None))
         ).first()
     if row is None:
         raise AuthError("The API key is not valid.")
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at >= _LAST_USE_RESOLUTION:
+        with engine.begin() as conn:
+            conn.execute(update(api_keys).where(api_keys.c.id == row.key_id).values(last_used_at=now))
     return _tenant(row)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    def to_dict(self) -> dict:
+        return {"prefix": self.prefix, "created_at": iso_utc(self.created_at), "last_used_at": iso_utc(self.last_used_at),
+                "revoked_at": iso_utc(self.revoked_at), "active": self.revoked_at is None}
+
+
+def list_keys(engine: Engine, tenant: Tenant) -> list[ApiKey]:
+    """The tenant's keys, newest first, revoked ones included; never the key itself."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(api_keys).where(api_keys.c.tenant_id == tenant.id)
+                            .order_by(api_keys.c.created_at.desc(), api_keys.c.id.desc())).all()
+    return [ApiKey(r.prefix, r.created_at, r.last_used_at, r.revoked_at) for r in rows]
+
+
+def _active_key_id(conn, tenant: Tenant, prefix: str) -> int:
+    ids = conn.execute(select(api_keys.c.id).where(api_keys.c.tenant_id == tenant.id, api_keys.c.prefix == prefix,
+                                                   api_keys.c.revoked_at.is_(None))).scalars().all()
+    if len(ids) != 1:
+        # Another tenant's key answers the same as none: whose keys exist is nobody else's business.
+        raise NotFoundError(f"No active API key {prefix[:16]!r} of tenant {tenant.name!r}.", code="key_not_found",
+                            hint="List the keys and their prefixes with 'postbote tenant key list TENANT'.")
+    return ids[0]
+
+
+def revoke_key(engine: Engine, tenant: Tenant, prefix: str) -> ApiKey:
+    """Stop a key from working, at once; it stays listed, revoked."""
+    with engine.begin() as conn:
+        key_id = _active_key_id(conn, tenant, prefix)
+        conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=utcnow()))
+    return next(k for k in list_keys(engine, tenant) if k.prefix == prefix and k.revoked_at is not None)
+
+
+def rotate_key(engine: Engine, tenant: Tenant, prefix: str) -> str:
+    """A new key for the tenant and the old one revoked, in one transaction. Returns the new key
+    (the only time it is visible)."""
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    now = utcnow()
+    with engine.begin() as conn:
+        key_id = _active_key_id(conn, tenant, prefix)
+        conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=now))
+        conn.execute(insert(api_keys).values(tenant_id=tenant.id, prefix=key[:10], key_hash=_hash(key), created_at=now))
+    return key

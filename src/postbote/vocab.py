@@ -78,6 +78,7 @@ class EventKind(StrEnum):
     CANCELLED = "cancelled"
     COMPLAINED = "complained"  # the recipient reported the message as spam (ARF)
     REPORT = "report"  # a bounce or report arrived that changed nothing (delayed, unreadable)
+    REPORT_REFUSED = "report_refused"  # a report about an address that was no recipient of the message
 
 
 class SuppressionReason(StrEnum):

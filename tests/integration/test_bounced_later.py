@@ -35,17 +35,20 @@ def delivered(make_app, zone, smtp_port):
     controller.stop()
 
 
-def _bounce(where, message_id, raw):
+def _bounce(where, message_id, raw, app):
+    from postbote.domains.returnpath import return_path
+
+    address = return_path(app.settings.SECRET_KEY, message_id, "rp.platform.test", valid_days=app.settings.return_path_days)
     with smtplib.SMTP(*where, timeout=10) as client:
         client.ehlo("mx.kunde.test")
-        client.sendmail("", [f"bounces+{message_id}@rp.platform.test"], raw)
+        client.sendmail("", [address], raw)
 
 
 @pytest.mark.parametrize("lang", ["en", "de", "es"])
 def test_a_bounce_after_250_is_explained_and_both_are_in_the_timeline(delivered, lang):
     app, accepted, where = delivered
     _bounce(where, accepted.id, dsn("anna@kunde.test", diagnostic="smtp; 550 5.1.10 RESOLVER.ADR.RecipientNotFound; "
-                                                                  "Recipient {r} not found by SMTP address lookup"))
+                                                                  "Recipient {r} not found by SMTP address lookup"), app)
     data = message_json(*message_story(app.engine, app.settings, accepted.id, lang=lang))
     anna = next(r for r in data["recipients"] if r["address"] == "anna@kunde.test")
     assert anna["state"] == "bounced"
@@ -64,7 +67,7 @@ def test_a_bounce_after_250_is_explained_and_both_are_in_the_timeline(delivered,
 def test_explain_prints_the_250_and_the_later_bounce(delivered, tmp_path):
     app, accepted, where = delivered
     _bounce(where, accepted.id, dsn("anna@kunde.test", status="5.2.2",
-                                    diagnostic="smtp; 552 5.2.2 Mailbox full; STOREDRV.Deliver: quota exceeded"))
+                                    diagnostic="smtp; 552 5.2.2 Mailbox full; STOREDRV.Deliver: quota exceeded"), app)
     shown = postbote({**cli_env(app), "COLUMNS": "250"}, tmp_path, "explain", accepted.id).stdout
     block = shown.split("anna@kunde.test", 1)[1].split("lea@kunde.test", 1)[0]
     assert "250" in block and "reported later (dsn)" in block and "5.2.2" in block, shown

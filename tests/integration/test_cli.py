@@ -189,9 +189,11 @@ def test_domain_commands(make_app, zone, tmp_path):
     records = json.loads(postbote(env, tmp_path, "domain", "records", "acme.test", "--json").stdout)
     assert {"name", "type", "value", "purpose", "status"} <= set(records[0]) and records[0]["status"] is None
     snippet = postbote(env, tmp_path, "domain", "records", "acme.test", "--zone").stdout
-    assert "pb1._domainkey.acme.test. 3600 IN CNAME pb1.acme-test.dkim.platform.test." in snippet
+    signing = records[0]["value"]  # pb1.<this claim's token>.acme-test.dkim.platform.test
+    assert signing.startswith("pb1.") and signing.endswith(".acme-test.dkim.platform.test")
+    assert f"pb1._domainkey.acme.test. 3600 IN CNAME {signing}." in snippet
     platform = postbote(env, tmp_path, "platform", "zone").stdout
-    assert "pb1.acme-test.dkim.platform.test. 3600 IN TXT \"v=DKIM1; k=rsa; p=" in platform
+    assert f"{signing}. 3600 IN TXT \"v=DKIM1; k=rsa; p=" in platform
     assert "pb1._domainkey.platform.test. 3600 IN TXT" in platform and "rp.platform.test. 3600 IN MX 10 mx.platform.test." in platform
     assert "rp.platform.test. 3600 IN TXT \"v=spf1 ip4:127.0.0.20 ip4:127.0.0.21 -all\"" in platform
     verified = json.loads(postbote(env, tmp_path, "domain", "verify", "acme.test", "--json").stdout)

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from postbote.domains.returnpath import return_path
 from postbote.compose import Draft, compose
 from postbote.queue import Outgoing, enqueue
 from postbote.queue import message_status
@@ -68,7 +69,8 @@ def test_plain_delivery(make_app, zone, smtp_port):
     [received] = mx.messages
     assert received.recipients == ("anna@beispiel.test",)
     # acme.test is no verified domain of the tenant: the default sender, the platform's return path.
-    assert received.mail_from == f"bounces+{accepted.id}@rp.platform.test"
+    assert received.mail_from == return_path(app.settings.SECRET_KEY, accepted.id, "rp.platform.test",
+                                             valid_days=app.settings.return_path_days)
     assert b"From: ACME GmbH via Postbote <notification@platform.test>" in received.data
     assert b"Reply-To: ACME GmbH <hr@acme.test>" in received.data
     assert received.data.startswith(b"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=platform.test; s=pb1;")

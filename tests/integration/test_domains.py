@@ -8,6 +8,7 @@ import email
 import pytest
 from fastapi.testclient import TestClient
 
+from postbote.domains.returnpath import return_path
 from postbote.api import create_api
 from postbote.compose import Draft
 from postbote.db import dkim_keys
@@ -73,7 +74,8 @@ def test_verified_domain_signs_as_the_tenant(tenants, zone, smtp_port, dns_serve
     with Receiver(MX1, smtp_port) as mx:
         run_worker(app)
     received = mx.messages[0]
-    assert received.mail_from == f"bounces+{accepted.id}@pbmail.acme.test"
+    assert received.mail_from == return_path(app.settings.SECRET_KEY, accepted.id, "pbmail.acme.test",
+                                             valid_days=app.settings.return_path_days)
     host, port = dns_server.address.split(":")
     assert dkim_verifies(received.data, host, int(port))
     tampered = received.data.replace(b"Subject: Hallo", b"Subject: Hallo!")
@@ -145,8 +147,9 @@ def test_health_check_verdicts(tenants, zone, setup, passes, verdict_part, findi
 
 def test_key_rotation_switches_only_once_the_next_key_resolves(tenants, zone, smtp_port, dns_server):
     app, acme, _ = tenants
-    verified_domain(app, zone, acme)
-    zone.remove("pb2.acme-test.dkim.platform.test", "TXT")  # the next key is not in DNS: rotation must refuse
+    records = verified_domain(app, zone, acme)["records"]
+    next_key = next(r["expected"] for r in records if r["name"] == "pb2._domainkey.acme.test")
+    zone.remove(next_key, "TXT")  # the next key is not in DNS: rotation must refuse
     from postbote.errors import ConflictError
 
     with pytest.raises(ConflictError) as refused:
@@ -176,7 +179,8 @@ def test_an_authentication_failure_names_the_missing_records(tenants, zone, smtp
                     "550 5.7.26 DKIM = did not pass - gsmtp")
 
     app, acme, _ = tenants
-    verified_domain(app, zone, acme)
+    records = verified_domain(app, zone, acme)["records"]
+    signing = next(r["expected"] for r in records if r["name"] == "pb1._domainkey.acme.test")
     accepted = send(app.engine, app.settings, acme, Draft("hr@acme.test", ["anna@kunde.test"], "Hallo", "x"))
     with Receiver(MX1, smtp_port, RejectsUnauthenticated()):
         run_worker(app)
@@ -185,7 +189,7 @@ def test_an_authentication_failure_names_the_missing_records(tenants, zone, smtp
     _, explanations = message_story(app.engine, app.settings, accepted.id, lang="de")
     explained = explanations["anna@kunde.test"]
     assert explained["category"] == "auth_failure"
-    assert "pb1._domainkey.acme.test CNAME pb1.acme-test.dkim.platform.test" in explained["fix"]
+    assert f"pb1._domainkey.acme.test CNAME {signing}" in explained["fix"]
     assert "pb2._domainkey" not in explained["fix"]  # only what is missing
 
 

@@ -103,3 +103,16 @@ def test_a_closed_writer_refuses_new_messages(make_app):
     writer.close()
     with pytest.raises(RuntimeError):
         writer.submit(tenant.id, outgoing(2), lifetime=3600)
+
+
+@pytest.mark.parametrize("setting, level", [(None, 1), ("NORMAL", 1), ("FULL", 2)])
+def test_sqlite_flushes_every_commit_to_disk_only_when_asked(tmp_path, setting, level):
+    from sqlalchemy import text
+
+    from postbote.app import App
+
+    overrides = {"SQLITE_SYNCHRONOUS": setting} if setting else {}
+    app = App.from_environment(DATABASE_URL=f"sqlite:///{tmp_path}/s.db", SECRET_KEY="x" * 40, **overrides)
+    with app.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA synchronous")).scalar_one() == level  # 1 NORMAL, 2 FULL
+    app.close()

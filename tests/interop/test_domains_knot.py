@@ -9,6 +9,7 @@ import email
 import pytest
 from sqlalchemy import select
 
+from postbote.domains.returnpath import return_path
 from postbote.compose import Draft
 from postbote.db import domain_events
 from postbote.domain_service import add, publish_zone, verify
@@ -54,7 +55,8 @@ def test_publish_verify_sign_break_and_fall_back(make_app, knot, smtp_port):
         assert email.message_from_bytes(received.data)["From"] == "ACME HR <hr@acme.test>"
         assert b"d=acme.test; s=pb1;" in received.data
         assert dkim_verifies(received.data, knot.host, knot.port)
-        assert received.mail_from == f"bounces+{first.id}@pbmail.acme.test"
+        assert received.mail_from == return_path(app.settings.SECRET_KEY, first.id, "pbmail.acme.test",
+                                                 valid_days=app.settings.return_path_days)
         assert spf_passes(app, received.peer_ip, received.mail_from) == "pass"
 
         knot_update(knot, "acme.test", delete=[("pb1._domainkey.acme.test", "CNAME")])
@@ -78,3 +80,20 @@ def test_publish_verify_sign_break_and_fall_back(make_app, knot, smtp_port):
         changes = conn.execute(select(domain_events.c.old_state, domain_events.c.new_state)
                                .where(domain_events.c.kind == "state_changed").order_by(domain_events.c.id)).all()
     assert [tuple(c) for c in changes] == [("pending", "verified"), ("verified", "broken")]
+
+    # Removing the domain withdraws its keys from the platform zone on the real server.
+    import dns.message
+    import dns.query
+
+    from postbote.domain_service import remove
+
+    def txt_at(name: str) -> list:
+        answer = dns.query.tcp(dns.message.make_query(name, "TXT"), knot.host, port=knot.port, timeout=5)
+        return [rrset for rrset in answer.answer if rrset.rdtype == 16]
+
+    keys_at = [r["value"] for r in records if r["name"].endswith("._domainkey.acme.test")]
+    assert all(txt_at(name) for name in keys_at)
+    removed = remove(app, "acme.test", tenant.id)
+    assert removed["withdrawn_by_update"] and sorted(removed["withdrawn"]) == sorted(keys_at)
+    assert not any(txt_at(name) for name in keys_at)
+    assert txt_at(f"pb1._domainkey.{app.settings.PLATFORM_DOMAIN}")  # the platform's own keys stay

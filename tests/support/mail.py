@@ -48,7 +48,8 @@ def dkim_verifies(raw: bytes, host: str, port: int) -> bool:
     def lookup(name: bytes, timeout: int = 5) -> bytes:
         qname = name.decode().rstrip(".")
         for _ in range(5):
-            answer = dns.query.udp(dns.message.make_query(qname, "TXT"), host, port=port, timeout=timeout)
+            # Over TCP when the answer is truncated (RFC 1035 §4.2.1), as a resolver would.
+            answer, _ = dns.query.udp_with_fallback(dns.message.make_query(qname, "TXT"), host, port=port, timeout=timeout)
             txt = [rr for rrset in answer.answer if rrset.rdtype == 16 for rr in rrset]
             if txt:
                 return b"".join(txt[0].strings)

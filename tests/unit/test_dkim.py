@@ -48,11 +48,11 @@ def test_relaxed_canonicalisation_rfc6376_examples():
 
 
 def test_the_vault_encrypts_and_refuses_another_master_key():
-    vault = keys.KeyVault("one master key")
+    vault = keys.KeyVault("one master key, long enough to be one")
     sealed = vault.seal(PAIR.private_key)
     assert keys.public_b64(vault.open(sealed).public_key()) == PAIR.public_b64
     with pytest.raises(ConfigError, match="cannot be decrypted"):
-        keys.KeyVault("another master key").open(sealed)
+        keys.KeyVault("another master key, long enough too").open(sealed)
     with pytest.raises(ConfigError, match="SECRET_KEY is not set"):
         keys.KeyVault("")
 
@@ -62,6 +62,27 @@ def test_domain_labels_are_unique(a, b):
     assert domain_label(a) == b
     long = "x" * 70 + ".example"
     assert len(domain_label(long)) <= 63 and domain_label(long) != domain_label("y" * 70 + ".example")
+
+
+def test_a_crafted_short_domain_cannot_take_a_long_domains_dkim_target():
+    """A cut-off prefix plus a short hash was a label a crafted domain could spell: the squatter's
+    domain then shared the victim's selector names in the platform zone."""
+    import hashlib
+
+    victim = "a" * 40 + "." + "b" * 30 + ".example"
+    for crafted in ("a" * 40 + "." + "b" * 9 + "." + hashlib.sha256(victim.encode()).hexdigest()[:12],
+                    domain_label(victim) + ".example", domain_label(victim)[:20] + "." + domain_label(victim)[20:]):
+        assert domain_label(crafted) != domain_label(victim)
+        assert dkim_target(crafted, "pb1", "p.example") != dkim_target(victim, "pb1", "p.example")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True), min_size=2, max_size=6),
+       st.lists(st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True), min_size=2, max_size=6))
+def test_domain_labels_are_injective_and_fit_a_label(a, b):
+    first, second = ".".join(a), ".".join(b)
+    assert len(domain_label(first)) <= 63
+    assert (domain_label(first) == domain_label(second)) == (first == second)
 
 
 def test_tenant_records_are_cnames_into_the_platform_zone():

@@ -4,9 +4,14 @@ API key; a tenant never sees another tenant's messages (they answer 404, as if a
 from __future__ import annotations
 
 import asyncio
+import os
+
+import anyio
+import anyio.to_thread
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -17,7 +22,9 @@ from ..domains import get_domain, list_domains
 from ..recipients import check_addresses, find_many
 from ..recipients.suppression import export_csv, remove, search, suppress
 from ..compose import Draft
-from ..errors import AuthError, ConflictError, InputError, NotFoundError, PostboteError, StoreError
+from ..errors import (AuthError, ConflictError, InputError, NotFoundError, PostboteError, RateLimitedError, StoreError,
+                      TooLargeError)
+from ..limits import RateLimiter, retry_after_header
 from ..durations import parse_duration
 from ..explaining import message_story, record_feedback
 from ..explaining import report as build_report
@@ -25,10 +32,14 @@ from ..sending import send
 from ..tenants import Tenant, authenticate
 from ..queue import list_messages
 from ..views import accepted_json, message_json, message_page_json
+from . import errors as api_errors
 from .allowlist import add_allowlist_routes
 from .workflows import add_workflow_routes
+from .keys import add_key_routes
 from .schemas import (
     AddressCheckRequest,
+    BatchRequest,
+    BatchResponse,
     DomainRequest,
     ErrorResponse,
     FeedbackRequest,
@@ -37,32 +48,42 @@ from .schemas import (
     SuppressionRequest,
 )
 
-_STATUS = [(InputError, 422), (NotFoundError, 404), (AuthError, 401), (ConflictError, 409), (StoreError, 503)]
-_ERRORS = {code: {"model": ErrorResponse} for code in (401, 404, 409, 422)}
+_STATUS = [(TooLargeError, 413), (RateLimitedError, 429), (InputError, 422), (NotFoundError, 404), (AuthError, 401), (ConflictError, 409), (StoreError, 503)]
+_ERRORS = {code: {"model": ErrorResponse} for code in (401, 404, 409, 413, 422, 429)}
 
 
 def create_api(app: App) -> FastAPI:
     api = FastAPI(title="Postbote", version=__version__, description="Send notification e-mail and see why it did or did not arrive.")
     bearer = HTTPBearer(auto_error=False)
+    api_errors.install(api)
+    api.add_middleware(api_errors.BodyLimit, max_bytes=app.settings.MAX_REQUEST_BYTES)
+    rates = RateLimiter(app.settings.API_RATE_LIMIT, 2 * app.settings.API_RATE_LIMIT)
 
     def tenant(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Tenant:
         if credentials is None:
             raise AuthError("No API key was given.")
-        return authenticate(app.engine, credentials.credentials)
+        who = authenticate(app.engine, credentials.credentials)
+        wait = rates.take(who.id)  # before any work is done for the request
+        if wait:
+            raise RateLimitedError(f"Too many requests: at most {app.settings.API_RATE_LIMIT:g} a second are taken.",
+                                   retry_after=wait)
+        return who
 
     @api.exception_handler(PostboteError)
-    async def _postbote_error(_: Request, error: PostboteError) -> JSONResponse:
+    async def _postbote_error(request: Request, error: PostboteError) -> JSONResponse:
         status = next((code for kind, code in _STATUS if isinstance(error, kind)), 500)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse({"error": error.to_dict()}, status_code=status, headers=headers)
+        if isinstance(error, RateLimitedError):
+            headers = {"Retry-After": retry_after_header(error.retry_after)}
+        return api_errors.error_response(request, status, error.to_dict(), headers=headers)
 
     @api.exception_handler(RequestValidationError)
-    async def _invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+    async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"] if p != "body")
         body = {"code": "request_invalid", "message": f"{where or 'body'}: {first['msg']}.",
                 "hint": "See the request schema at /docs."}
-        return JSONResponse({"error": body}, status_code=422)
+        return api_errors.error_response(request, 422, body)
 
     @api.post("/v1/messages", status_code=202, response_model=SendResponse, responses=_ERRORS)
     def post_message(body: SendRequest, who: Tenant = Depends(tenant)) -> dict:
@@ -71,6 +92,37 @@ def create_api(app: App) -> FastAPI:
                       html=body.html, reply_to=body.reply_to, cc=body.cc, bcc=body.bcc, shared=body.shared)
         return accepted_json(send(app.engine, app.settings, who, draft, resolver=app.resolver,
                                      acceptor=app.acceptor))
+
+    batch_lanes = anyio.CapacityLimiter(max(2, 2 * (os.cpu_count() or 1)))
+
+    @api.post("/v1/messages/batch", response_model=BatchResponse, responses=_ERRORS)
+    async def post_batch(body: BatchRequest, who: Tenant = Depends(tenant)) -> dict:
+        """Queue many messages at once, each answered on its own: `status` 202 with the message as
+        POST /v1/messages answers it, or the status and error object that POST would have given.
+        Messages are accepted side by side, so their store writes share group commits."""
+        if len(body.messages) > app.settings.BATCH_MAX_MESSAGES:
+            raise InputError(f"The batch has {len(body.messages)} messages; at most {app.settings.BATCH_MAX_MESSAGES} are taken.",
+                             code="batch_too_large", hint="Split it into several batches (BATCH_MAX_MESSAGES).")
+
+        async def one(index: int, data: dict) -> dict:
+            try:
+                item = SendRequest.model_validate(data)
+            except ValidationError as invalid:
+                first = invalid.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                return {"index": index, "status": 422, "error": {
+                    "code": "request_invalid", "message": f"{where or 'message'}: {first['msg']}.",
+                    "hint": "Each message is the body of a POST /v1/messages; see /docs."}}
+            try:
+                accepted = await anyio.to_thread.run_sync(post_message, item, who, limiter=batch_lanes)
+            except PostboteError as error:
+                status = next((code for kind, code in _STATUS if isinstance(error, kind)), 500)
+                return {"index": index, "status": status, "error": error.to_dict()}
+            return {"index": index, "status": 202, "message": accepted}
+
+        results = list(await asyncio.gather(*(one(i, m) for i, m in enumerate(body.messages))))
+        taken = sum(1 for r in results if r["status"] == 202)
+        return {"accepted": taken, "refused": len(results) - taken, "results": results}
 
     @api.get("/v1/messages", responses=_ERRORS)
     def get_messages(recipient: str | None = None, state: str | None = None, limit: int = 50,
@@ -130,6 +182,11 @@ def create_api(app: App) -> FastAPI:
         """One of your domains: state and records, each with its status from the last check."""
         return domain_service.domain_json(app, get_domain(app.engine, domain, tenant_id=who.id))
 
+    @api.delete("/v1/domains/{domain}", responses=_ERRORS)
+    def delete_domain(domain: str, who: Tenant = Depends(tenant)) -> dict:
+        """Remove one of your domains: its keys are deleted and withdrawn from the platform zone."""
+        return domain_service.remove(app, domain, who.id)
+
     @api.post("/v1/domains/{domain}/verify", responses=_ERRORS)
     def verify_domain(domain: str, who: Tenant = Depends(tenant)) -> dict:
         """Check the domain's records in DNS now."""
@@ -144,6 +201,9 @@ def create_api(app: App) -> FastAPI:
     def post_address_check(body: AddressCheckRequest, who: Tenant = Depends(tenant)) -> list[dict]:
         """Check addresses as a message would: syntax, domain, mail server, your suppression list,
         and the address probably meant. In the order given."""
+        if len(body.addresses) > app.settings.MAX_RECIPIENTS:
+            raise InputError(f"{len(body.addresses)} addresses; at most {app.settings.MAX_RECIPIENTS} are checked at once.",
+                             code="too_many_recipients", hint="Check them in several requests.")
         suppressed = find_many(app.engine, who.id, body.addresses)
         return [r.to_dict() for r in asyncio.run(check_addresses(body.addresses, app.settings, app.resolver, suppressed))]
 
@@ -162,14 +222,15 @@ def create_api(app: App) -> FastAPI:
         """Stop mail to an address (reason: manual, unsubscribed, complaint or hard_bounce)."""
         return suppress(app.engine, who.id, body.address, body.reason, detail=body.detail).to_dict()
 
-    @api.delete("/v1/suppressions/{address}", responses=_ERRORS)
+    @api.delete("/v1/suppressions/{address:path}", responses=_ERRORS)
     def delete_suppression(address: str, reason: str, who: Tenant = Depends(tenant)) -> dict:
-        """Allow mail to an address again; ``reason`` (why) is required and kept."""
-        remove(app.engine, who.id, address, reason)
-        return {"address": address.lower(), "removed": True}
+        """Allow mail to an address again; ``reason`` (why) is required and kept. The address may
+        hold any character ('/' included), URL-encoded."""
+        return {"address": remove(app.engine, who.id, address, reason), "removed": True}
 
     add_allowlist_routes(api, app, tenant, _ERRORS)
     add_workflow_routes(api, app, tenant, _ERRORS)
+    add_key_routes(api, app, tenant, _ERRORS)
 
     @api.get("/v1/health")
     def health() -> dict:

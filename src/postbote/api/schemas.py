@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,7 +33,7 @@ class AddressCheckRequest(BaseModel):
 class SuppressionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    address: str
+    address: str = Field(max_length=1000, description="The address, e.g. lea@kunde.example (a name beside it is dropped).")
     reason: str = "manual"
     detail: Optional[str] = Field(None, max_length=2000)
 
@@ -82,11 +82,36 @@ class SendResponse(BaseModel):
     refused: list[AddressResult] = Field(description="Recipients that did not enter the queue, and why.")
 
 
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Each message is checked on its own, so one malformed message is refused alone, not the batch.
+    messages: list[dict[str, Any]] = Field(min_length=1, description="Up to BATCH_MAX_MESSAGES messages, "
+                                           "each the body of a POST /v1/messages.")
+
+
+class BatchItem(BaseModel):
+    index: int = Field(description="Position of the message in the request.")
+    status: int = Field(description="202 accepted, else the status POST /v1/messages would have answered.")
+    message: Optional[SendResponse] = None
+    error: Optional["ErrorBody"] = None
+
+
+class BatchResponse(BaseModel):
+    accepted: int
+    refused: int
+    results: list[BatchItem] = Field(description="One per message, in the order given.")
+
+
 class ErrorBody(BaseModel):
     code: str
     message: str
     hint: str
+    request_id: str = Field("", description="The request's id, also in the X-Request-Id header; the log names it.")
 
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+BatchItem.model_rebuild()

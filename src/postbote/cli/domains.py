@@ -11,7 +11,7 @@ from rich.text import Text
 from .. import domain_service as service
 from ..tenants import get_tenant
 from .context import JsonOpt, guarded
-from .output import console, emit_json
+from .output import cell, clean_data, console, emit_json
 
 domain_cli = typer.Typer(no_args_is_help=True, help="Sender domains of tenants: records, verification, health.")
 platform_cli = typer.Typer(no_args_is_help=True, help="The platform's own DNS zone.")
@@ -26,12 +26,13 @@ def _tenant_id(app, tenant: str | None) -> int | None:
 
 def _records_table(data: dict) -> Table:
     # Names and values are copied into a DNS console: never folded (see cli.output).
-    table = Table(title=f"{data['domain']}: {data['state']}", title_justify="left")
+    data = clean_data(data)  # "found" values come from DNS: anyone's text
+    table = Table(title=cell(f"{data['domain']}: {data['state']}"), title_justify="left")
     for column in ("name", "type", "value", "purpose", "status"):
         table.add_column(column, no_wrap=column != "purpose")
     for r in data["records"]:
         status = r.get("status") or "unchecked"
-        table.add_row(r["name"] + ".", r["type"], r.get("value") or r.get("expected"), r["purpose"],
+        table.add_row(cell(r["name"] + "."), cell(r["type"]), cell(r.get("value") or r.get("expected")), cell(r["purpose"]),
                       Text(status, style=_STATUS.get(status, "")))
     return table
 
@@ -100,15 +101,16 @@ def check(domain: str, tenant: Optional[str] = TenantOpt, as_json: bool = JsonOp
         if as_json:
             emit_json(data)
             return
+        data = clean_data(data)  # the summaries quote TXT records found in DNS
         console.print(Text(data["verdict"], style="bold green" if data["passes_dmarc"] else "bold red"))
         for part in ("spf", "dkim", "dmarc", "mx"):
             finding = data[part]
             console.print(Text(f"{part.upper():6} ", style="bold") + Text(finding["summary"], style="" if finding["ok"] else "yellow"))
             if finding["fix"]:
-                console.print(f"       fix: {finding['fix']}", highlight=False)
+                console.print(f"       fix: {cell(finding['fix'])}", highlight=False)
         for partner in data["partners"]:
             state = "passes DMARC" if partner["passes_dmarc"] else "does not pass DMARC"
-            console.print(f"PARTNER {partner['name']}: {state}" + (f" — {partner['fix']}" if partner["fix"] else ""))
+            console.print(cell(f"PARTNER {partner['name']}: {state}" + (f" — {partner['fix']}" if partner["fix"] else "")))
 
 
 @domain_cli.command("rotate-key")
@@ -136,3 +138,41 @@ def platform_publish() -> None:
     with guarded(False) as app:
         app.check_store()
         console.print(f"published {service.publish_zone(app)} record sets to {app.settings.DNS_UPDATE_SERVER}")
+
+
+@domain_cli.command("list")
+def list_(tenant: Optional[str] = TenantOpt, as_json: bool = JsonOpt) -> None:
+    """Sender domains (a tenant's, or every claim), with their state and when they were checked."""
+    from ..domains import list_domains
+    from ..tenants import tenant_names
+
+    with guarded(as_json) as app:
+        app.check_store()
+        claims = list_domains(app.engine, tenant_id=_tenant_id(app, tenant))
+        names = tenant_names(app.engine)
+        data = [{**service.domain_json(app, d), "tenant": names.get(d.tenant_id)} for d in claims]
+        if as_json:
+            emit_json(data)
+            return
+        table = Table()
+        for column in ("domain", "tenant", "state", "checked", "verified"):
+            table.add_column(column)
+        for d in data:
+            table.add_row(cell(d["domain"]), cell(d["tenant"]), Text(d["state"], style=_STATUS.get(d["state"], "")),
+                          d["checked_at"] or "never", d["verified_at"] or "")
+        console.print(table)
+
+
+@domain_cli.command("remove")
+def remove(domain: str, tenant: str = typer.Option(..., "--tenant", help="The tenant whose claim is removed."),
+           as_json: bool = JsonOpt) -> None:
+    """Remove a sender domain: its keys are deleted and withdrawn from the platform zone."""
+    with guarded(as_json) as app:
+        app.check_store()
+        data = service.remove(app, domain, get_tenant(app.engine, tenant).id)
+        if as_json:
+            emit_json(data)
+            return
+        how = "by DNS UPDATE" if data["withdrawn_by_update"] else "from 'postbote platform zone' (publish it again)"
+        console.print(f"{cell(data['domain'])} removed; its keys are withdrawn {how}: "
+                      + cell(", ".join(data["withdrawn"]) or "none"))

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from ..errors import InputError
@@ -15,7 +14,8 @@ from ..inbound.meaning import classify_recipient
 from ..inbound.mime import MAX_READ
 from ..replies import LANGUAGES, ExplanationContext, explain
 from .context import JsonOpt
-from .output import console, emit_json, err_console, fail
+from .output import cell as escape
+from .output import clean_data, console, emit_json, err_console, fail
 
 inbound_cli = typer.Typer(no_args_is_help=True, help="Bounces and complaints that come back to the return path.")
 
@@ -81,6 +81,7 @@ def _read(path: Path) -> bytes:
 
 
 def _print(result: dict) -> None:
+    result = clean_data(result)
     if "error" in result:
         err_console.print(f"[bold red]error\\[{escape(result['error']['code'])}][/]: {escape(result['error']['message'])}",
                           highlight=False)
@@ -101,10 +102,36 @@ def _print(result: dict) -> None:
         table.add_column(column, overflow="fold")
     for r in result["recipients"]:
         retry = "" if r["temporary"] is None else ("yes" if r["temporary"] else "no")
-        table.add_row(escape(r["address"]), r["action"], r["status"] or "", r["category"] or "", retry,
+        table.add_row(escape(r["address"]), escape(r["action"]), escape(r["status"] or ""), r["category"] or "", retry,
                       escape(r["diagnostic"][:200]))
     console.print(table)
     for r in result["recipients"]:
         if r["explanation"]:
             console.print(f"  {escape(r['address'])}: {escape(r['explanation']['cause'])} "
                           f"{escape(r['explanation']['fix'])}", highlight=False)
+
+
+@inbound_cli.command("refused")
+def refused(since: str = typer.Option("7d", "--since", help="How far back: 30m, 24h, 7d …"), as_json: bool = JsonOpt) -> None:
+    """Reports the receiver took but did not apply, because they named an address that was no
+    recipient of the message (a forged or mistaken report): when, which message, what it named."""
+    from ..durations import parse_duration
+    from ..inbound.apply import refused_reports
+    from .context import guarded
+
+    with guarded(as_json) as app:
+        app.check_store()
+        try:
+            seconds = parse_duration(since)
+        except ValueError as exc:
+            raise InputError(str(exc), code="duration_invalid", hint="Write e.g. 30m, 24h or 7d.") from None
+        rows = refused_reports(app.engine, since_seconds=seconds)
+        if as_json:
+            emit_json(rows)
+            return
+        table = Table()
+        for column in ("at", "tenant", "message", "kind", "named"):
+            table.add_column(column, overflow="fold")
+        for r in rows:
+            table.add_row(r["at"], escape(r["tenant"]), r["message_id"], escape(r["kind"] or ""), escape(r["recipient"] or ""))
+        console.print(table)

@@ -14,7 +14,9 @@ import typer
 from ..app import App
 from ..compose import Draft
 from ..db import upgrade
+from ..db.engine import write_private
 from ..domains import ensure_platform_keys
+from ..domains.keys import require_secret_key
 from ..durations import parse_duration
 from ..errors import InputError
 from ..explaining import explain_lines, explain_reply, message_story
@@ -23,16 +25,18 @@ from ..sending import send as send_message
 from ..sending import vault_for
 from ..settings import Settings, config_path, load_settings
 from .. import __version__
-from ..tenants import add_tenant, create_key, get_tenant, list_tenants, set_sender_policy
+from ..tenants import add_tenant, get_tenant, list_tenants, set_sender_policy
 from ..views import accepted_json, message_json
 from . import render
 from .allowlist import allowlist
 from .context import JsonOpt, guarded, run_async
-from .output import console, emit_json
+from .keys import key_cli
+from .output import cell, console, emit_json
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Postbote: notification e-mail that arrives.")
 tenant_cli = typer.Typer(no_args_is_help=True, help="Tenants (customer companies) and their API keys.")
 cli.add_typer(tenant_cli, name="tenant")
+tenant_cli.add_typer(key_cli, name="key")
 cli.command("allowlist")(allowlist)
 
 
@@ -53,8 +57,7 @@ def init() -> None:
     with guarded(config_may_be_missing=True) as app:
         path = config_path()
         if not path.exists():
-            path.write_text(render.config_file(app.settings), encoding="utf-8")
-            path.chmod(0o600)  # it holds SECRET_KEY
+            write_private(path, render.config_file(app.settings).encode("utf-8"))  # it holds SECRET_KEY
             console.print(f"wrote {path}")
         upgrade(app.engine)
         console.print(f"database ready: {app.engine.url.render_as_string(hide_password=True)}")
@@ -72,6 +75,8 @@ def worker(
 ) -> None:
     """Deliver queued mail."""
     with guarded(as_json) as app:
+        if app.settings.SECRET_KEY:  # a worker signs nothing, but a weak key given to it is still refused
+            require_secret_key(app.settings.SECRET_KEY)
         app.check_store()
         _logging(app.settings)
 
@@ -97,6 +102,7 @@ def serve() -> None:
     from ..workflows import Deps, send_due_forever
 
     with guarded() as app:
+        require_secret_key(app.settings.SECRET_KEY)
         app.check_store()
         _logging(app.settings)
         host, port = app.settings.api_host_port
@@ -140,7 +146,7 @@ def tenant_add(
         app.check_store()
         tenant = add_tenant(app.engine, name, display_name)
         data = {"id": tenant.id, "name": tenant.name, "display_name": tenant.display_name}
-        emit_json(data) if as_json else console.print(f"tenant {tenant.name} ({tenant.display_name}) created")
+        emit_json(data) if as_json else console.print(f"tenant {tenant.name} ({cell(tenant.display_name)}) created")
 
 
 @tenant_cli.command("list")
@@ -155,18 +161,6 @@ def tenant_list(as_json: bool = JsonOpt) -> None:
         else:
             console.print(render.tenants(rows))
 
-
-@tenant_cli.command("key")
-def tenant_key(name: str, as_json: bool = JsonOpt) -> None:
-    """Create an API key for a tenant. It is shown once; only its hash is stored."""
-    with guarded(as_json) as app:
-        app.check_store()
-        key = create_key(app.engine, get_tenant(app.engine, name))
-        if as_json:
-            emit_json({"tenant": name, "api_key": key})
-        else:
-            console.print(key, highlight=False)
-            console.print("[dim]Store it now: Postbote keeps only its hash and cannot show it again.[/]")
 
 
 @tenant_cli.command("policy")
@@ -297,8 +291,9 @@ def _stop_on_signals() -> asyncio.Event:
 
 
 def _logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.LOG_LEVEL.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from ..logs import configure
+
+    configure(settings.LOG_LEVEL)  # every line escaped: input cannot forge log lines
 
 
 def main() -> None:

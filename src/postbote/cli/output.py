@@ -4,6 +4,7 @@ errors as ``error[code]: sentence`` plus a hint on stderr (or an ``error`` objec
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Any, NoReturn
 
@@ -15,8 +16,42 @@ from rich.table import Table
 
 from ..errors import ConfigError, DnsUpdateError, PostboteError, StoreError
 
+# What stored data must never bring to a terminal: control characters (ESC starts a terminal
+# command, CR overwrites the line), the C1 set, and the bidirectional overrides that reorder what
+# is shown (CVE-2021-42574). Each is shown as its escape, e.g. \x1b or \u202e.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 
-class _UnbrokenConsole(Console):
+
+def clean(text: Any) -> str:
+    """Text from the store or from the network, safe to print: controls escaped (newlines and tabs kept)."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
+
+
+def cell(text: Any) -> str:
+    """Text from the store for a place where rich reads markup (a table cell, a printed string)."""
+    return escape(clean("" if text is None else text))
+
+
+def clean_data(data: Any) -> Any:
+    """The same for every string in a JSON-like value, before it is rendered for people."""
+    if isinstance(data, str):
+        return clean(data)
+    if isinstance(data, dict):
+        return {k: clean_data(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [clean_data(v) for v in data]
+    return data
+
+
+class SafeConsole(Console):
+    """A console that escapes control characters in every string it renders, whoever wrote it."""
+
+    def render_str(self, text: str, *args, **kwargs):
+        return super().render_str(clean(text), *args, **kwargs)
+
+
+
+class _UnbrokenConsole(SafeConsole):
     """A console that never breaks what a user must copy — ids, addresses, records, keys.
 
     Text is printed soft-wrapped (Rich inserts no line breaks; the terminal folds long lines on

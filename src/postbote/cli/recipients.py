@@ -6,6 +6,7 @@ import asyncio
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -13,7 +14,7 @@ from ..recipients import check_addresses, find_many
 from ..recipients.suppression import export_csv, remove, search, suppress
 from ..tenants import get_tenant
 from .context import JsonOpt, guarded
-from .output import console, emit_json
+from .output import cell, console, emit_json
 
 address_cli = typer.Typer(no_args_is_help=True, help="Check addresses before sending to them.")
 suppression_cli = typer.Typer(no_args_is_help=True, help="Addresses a tenant's mail does not go to.")
@@ -37,8 +38,8 @@ def check(addresses: list[str] = typer.Argument(..., help="One or more addresses
         for column in ("address", "ok", "normalized", "reason", "suggestion"):
             table.add_column(column, overflow="fold")
         for r in results:
-            table.add_row(r.address, Text("yes" if r.ok else "no", style="green" if r.ok else "red"), r.normalized or "",
-                          r.message or "", r.suggestion or "")
+            table.add_row(cell(r.address), Text("yes" if r.ok else "no", style="green" if r.ok else "red"), cell(r.normalized),
+                          cell(r.message), cell(r.suggestion))
         console.print(table)
 
 
@@ -56,8 +57,8 @@ def list_(tenant: str = typer.Option(..., "--tenant"), search_text: str = typer.
         for column in ("address", "reason", "since", "until", "detail"):
             table.add_column(column, overflow="fold")
         for e in entries:
-            table.add_row(e.address, e.reason, e.created_at.strftime("%Y-%m-%d"),
-                          e.expires_at.strftime("%Y-%m-%d") if e.expires_at else "", (e.detail or "")[:80])
+            table.add_row(cell(e.address), cell(e.reason), e.created_at.strftime("%Y-%m-%d"),
+                          e.expires_at.strftime("%Y-%m-%d") if e.expires_at else "", cell((e.detail or "")[:80]))
         console.print(table)
 
 
@@ -69,7 +70,7 @@ def add(address: str, tenant: str = typer.Option(..., "--tenant"),
     with guarded(as_json) as app:
         app.check_store()
         entry = suppress(app.engine, get_tenant(app.engine, tenant).id, address, reason, detail=detail)
-        emit_json(entry.to_dict()) if as_json else console.print(f"{entry.address} suppressed ({entry.reason})")
+        emit_json(entry.to_dict()) if as_json else console.print(f"{cell(entry.address)} suppressed ({entry.reason})")
 
 
 @suppression_cli.command("remove")
@@ -78,8 +79,8 @@ def remove_(address: str, tenant: str = typer.Option(..., "--tenant"),
     """Allow mail to an address again; the reason is kept."""
     with guarded(as_json) as app:
         app.check_store()
-        remove(app.engine, get_tenant(app.engine, tenant).id, address, reason)
-        emit_json({"address": address.lower(), "removed": True}) if as_json else console.print(f"{address} may be mailed again")
+        removed = remove(app.engine, get_tenant(app.engine, tenant).id, address, reason)
+        emit_json({"address": removed, "removed": True}) if as_json else console.print(f"{escape(removed)} may be mailed again")
 
 
 @suppression_cli.command("export")

@@ -6,11 +6,13 @@ import re
 import secrets
 
 from rich.console import Group
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from ..replies.explain import texts
 from ..settings import Settings
+from .output import cell, clean_data
 
 _STATE_STYLE = {"delivered": "green", "queued": "cyan", "deferred": "yellow", "bounced": "red", "expired": "red",
                 "held": "magenta", "cancelled": "dim"}
@@ -43,18 +45,22 @@ def config_file(settings: Settings) -> str:
     return "\n".join(lines)
 
 
+# Everything shown here may come from a tenant, a recipient or a remote server: each function
+# starts from clean_data (no control characters) and escapes markup where rich would read it.
+
 def accepted(data: dict) -> Group:
     # The id is a line of its own, never a table title: a title wraps at the table's width.
+    data = clean_data(data)
     note = f"\nsender: {data['sender']['used']} — {data['sender']['note']}" if data["sender"]["note"] else ""
     title = Text(f"message {data['id']}{note}")
     table = Table()
     table.add_column("recipient")
     table.add_column("state")
     for r in data["recipients"]:
-        table.add_row(r["address"], Text(r["state"], style=_STATE_STYLE.get(r["state"], "")))
+        table.add_row(escape(r["address"]), Text(r["state"], style=_STATE_STYLE.get(r["state"], "")))
     for r in data["refused"]:
         suggestion = f" Did you mean {r['suggestion']}?" if r["suggestion"] else ""
-        table.add_row(r["address"], Text(f"refused: {r['message']}{suggestion}", style="red"))
+        table.add_row(escape(r["address"]), Text(f"refused: {r['message']}{suggestion}", style="red"))
     return Group(title, table)
 
 
@@ -91,6 +97,7 @@ def _lang_of(data: dict) -> str:
 
 
 def status(data: dict) -> Group:
+    data = clean_data(data)
     lang = _lang_of(data)
     title = Text(f"{data['id']}  {data['subject']!r}{_sender_line(data, lang)}")
     table = Table()
@@ -108,8 +115,8 @@ def status(data: dict) -> Group:
             detail += f"\n  {a['started_at']} {where} from {a['source_ip'] or '-'}: {a['reply']}"
         for x in r.get("reports", []):
             detail += f"\n  {x['at']} reported later ({x['source']}): {x['status'] or ''} {x['diagnostic']}"
-        table.add_row(r["address"], Text(_state(r["state"], lang), style=_STATE_STYLE.get(r["state"], "")),
-                      str(r["attempts"]), detail.strip())
+        table.add_row(escape(r["address"]), Text(_state(r["state"], lang), style=_STATE_STYLE.get(r["state"], "")),
+                      str(r["attempts"]), escape(detail.strip()))
     return Group(title, table)
 
 
@@ -120,7 +127,7 @@ def tenants(rows: list[dict]) -> Table | str:
     for column in ("name", "display name", "sender policy", "API keys"):
         table.add_column(column, no_wrap=column == "name")
     for t in rows:
-        table.add_row(t["name"], t["display_name"], t["sender_policy"], str(t["api_keys"]))
+        table.add_row(escape(t["name"]), cell(t["display_name"]), t["sender_policy"], str(t["api_keys"]))
     return table
 
 
@@ -136,6 +143,7 @@ def _labels(lang: str) -> dict:
 
 
 def explained_reply(data: dict) -> Text:
+    data = clean_data(data)
     words = _labels(data["lang"])
     retry = words["temporary_label"] if data["temporary"] else words["permanent_label"]
     out = Text()
@@ -152,6 +160,7 @@ def explained_reply(data: dict) -> Text:
 
 
 def story(data: dict) -> Text:
+    data = clean_data(data)
     out = Text()
     lang = _lang_of(data)
     out.append(f"{data['id']}  {data['subject']!r}{_sender_line(data, lang)}\n", style="bold")
@@ -183,12 +192,13 @@ def story(data: dict) -> Text:
 
 
 def report(data: dict) -> Table:
+    data = clean_data(data)
     table = Table(title=f"since {data['since']}", title_justify="left")
     for column in ("messages", "destination", "state", "reason"):
         table.add_column(column, justify="right" if column == "messages" else "left")
     for line in data["outcomes"]:
-        table.add_row(str(line["count"]), line["destination"],
-                      Text(line["state"], style=_STATE_STYLE.get(line["state"], "")), line["category"] or "")
+        table.add_row(str(line["count"]), escape(line["destination"]),
+                      Text(line["state"], style=_STATE_STYLE.get(line["state"], "")), escape(line["category"] or ""))
     if data["feedback"]:
         table.add_section()
         for f in data["feedback"]:

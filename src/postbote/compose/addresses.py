@@ -30,14 +30,35 @@ class Mailbox:
         return Address(display_name=self.display_name, username=local, domain=domain)
 
 
-def refuse_line_breaks(field: str, value: str) -> None:
-    """Header injection is impossible only if no header value can hold CR or LF."""
-    if "\r" in value or "\n" in value:
-        raise HeaderInjectionError(f"The {field} contains a line break, which is not allowed.")
+# Every character some parser takes for the end of a line or for no character at all: the C0
+# controls (NUL, TAB, VT, FF, FS, GS, RS … — the standard library's header folder breaks lines at
+# VT, FF, FS, GS and RS, as str.splitlines does), DEL, the C1 controls (NEL, U+0085, among them),
+# and the Unicode line and paragraph separators; lone surrogates cannot be encoded at all.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def unsafe_character(value: str) -> str | None:
+    """The first character that must never be in a header value, or None."""
+    match = _UNSAFE.search(value)
+    return match.group() if match else None
+
+
+def check_header_value(field: str, value: str) -> None:
+    """The one check every header value passes (API, CLI and workflows alike, through compose
+    and parse_mailbox): header injection is impossible only if no value can hold anything a
+    parser reads as a line break."""
+    char = unsafe_character(value)
+    if char is not None:
+        kind = ("a line break" if char.splitlines() != [char] else
+                "a lone surrogate" if 0xD800 <= ord(char) <= 0xDFFF else "a control character")
+        raise HeaderInjectionError(f"The {field} contains {kind} (U+{ord(char):04X}), which is not allowed in a header.")
+
+
+refuse_line_breaks = check_header_value  # the older name, kept for callers
 
 
 def parse_mailbox(text: str, *, field: str = "address") -> Mailbox:
-    refuse_line_breaks(field, text)
+    check_header_value(field, text)
     text = text.strip()
     name, addr = _split_display_name(text)
     if not addr or addr.count("@") != 1:

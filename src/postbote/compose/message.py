@@ -11,7 +11,7 @@ from email.utils import format_datetime
 from ..db.schema import utcnow
 from ..errors import InvalidMessageError
 from . import mime
-from .addresses import Mailbox, parse_mailbox, refuse_line_breaks
+from .addresses import Mailbox, check_header_value, parse_mailbox
 
 _MAX_SUBJECT = 998  # RFC 5322 §2.1.1: no line longer than 998 characters
 
@@ -54,7 +54,7 @@ def compose(draft: Draft, *, id_domain: str, message_id: str | None = None) -> C
     shown_cc = _unique_recipients(draft.cc, allow_none=True)
     # The envelope: everyone, once. Bcc recipients are in it and nowhere else (RFC 5322 §3.6.3).
     recipients = _unique_recipients([*draft.recipients, *draft.cc, *draft.bcc])
-    refuse_line_breaks("subject", draft.subject)
+    check_header_value("subject", draft.subject)
     if not draft.subject.strip():
         raise InvalidMessageError("The subject is empty.", hint="Give every message a subject.")
     if len(draft.subject) > _MAX_SUBJECT:
@@ -102,7 +102,7 @@ def _check_extra(name: str, value: str) -> None:
     # Only fields Postbote itself adds: a caller must never set From, To, Bcc or another field twice.
     if name.lower() not in _EXTRA_ALLOWED:
         raise InvalidMessageError(f"The header field {name!r} cannot be set.")
-    refuse_line_breaks(name, value)
+    check_header_value(name, value)
 
 
 def _unique_recipients(addresses: list[str], *, allow_none: bool = False) -> tuple[Mailbox, ...]:

@@ -12,12 +12,17 @@ from email import quoprimime
 from email.header import Header
 from email.utils import formataddr
 
+from .addresses import unsafe_character
+
 CRLF = "\r\n"
 _MAX_LINE = 998  # RFC 5322 §2.1.1
 
 
 def header(name: str, value: str) -> str:
-    """One header field, encoded and folded; callers have refused CR and LF already."""
+    """One header field, encoded and folded. Callers have refused unsafe characters already;
+    this is the last line of defence, because the folder would turn some of them into line breaks."""
+    if unsafe_character(value) is not None:
+        raise ValueError(f"unsafe character in the {name} header")
     if value.isascii() and len(name) + 2 + len(value) <= 78:
         return f"{name}: {value}{CRLF}"
     charset = "us-ascii" if value.isascii() else "utf-8"

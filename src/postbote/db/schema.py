@@ -92,6 +92,7 @@ api_keys = Table(
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime),
+    Column("last_used_at", UTCDateTime),  # written at most once a minute per key
 )
 
 messages = Table(
@@ -164,12 +165,17 @@ domains = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("tenant_id", ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("name", String(253), nullable=False, unique=True),  # one domain, one tenant
+    # A claim: several tenants may claim a name while none has verified it; the one whose
+    # records appear in DNS wins (each claim's CNAME targets carry its own random token).
+    Column("name", String(253), nullable=False),
     Column("state", String(16), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("verified_at", UTCDateTime),  # first time verified
     Column("checked_at", UTCDateTime),
     Column("records", JSON),  # the last check, record by record
+    Column("claim_token", String(32)),  # in the claim's DKIM targets; NULL: a claim older than tokens
+    UniqueConstraint("tenant_id", "name"),
+    Index("ix_domains_name", "name"),
 )
 
 dkim_keys = Table(

@@ -69,7 +69,7 @@ async def _dmarc_record(resolver: Resolver, domain: str) -> tuple[str | None, st
 
 async def health_check(engine: Engine, resolver: Resolver, settings: Settings, domain: Domain) -> HealthReport:
     name = domain.name
-    records = await check_records(resolver, settings, name, published_keys(engine, domain.id))
+    records = await check_records(resolver, settings, name, published_keys(engine, domain.id), token=domain.claim_token)
     dkim = _dkim_finding(records)
     spf = await asyncio.to_thread(_spf_finding, settings, name, records)
     dmarc_record, dmarc_at = await _dmarc_record(resolver, name)

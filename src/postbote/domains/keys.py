@@ -38,16 +38,31 @@ def public_b64(public_key: rsa.RSAPublicKey) -> str:
     return base64.b64encode(der).decode("ascii")
 
 
+MIN_SECRET_LENGTH = 24
+_MAKE_ONE = ("Make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))' and put it in "
+             "postbote.toml as SECRET_KEY or in POSTBOTE_SECRET_KEY ('postbote init' writes one into a new postbote.toml).")
+_PLACEHOLDERS = ("changeme", "change-me", "secret", "password", "postbote", "example", "12345")
+
+
+def require_secret_key(secret_key: str) -> None:
+    """Refuse to run with no master key or one that can be guessed: it keys the DKIM private keys
+    at rest and the MAC of every return path."""
+    if not secret_key:
+        raise ConfigError("SECRET_KEY is not set, so DKIM keys cannot be used and return paths cannot be made.",
+                          hint=_MAKE_ONE, code="secret_key_missing")
+    lowered = secret_key.lower()
+    if (len(secret_key) < MIN_SECRET_LENGTH or len(set(secret_key)) < 10
+            or any(lowered.strip("-_ ") == p or lowered.startswith(p * 2) for p in _PLACEHOLDERS)):
+        raise ConfigError(f"SECRET_KEY is too weak: it needs at least {MIN_SECRET_LENGTH} characters, "
+                          "10 of them different, and must not be a placeholder.", hint=_MAKE_ONE,
+                          code="secret_key_weak")
+
+
 class KeyVault:
     """Encrypts and decrypts private keys with the master key from settings."""
 
     def __init__(self, secret_key: str):
-        if not secret_key:
-            raise ConfigError(
-                "SECRET_KEY is not set, so DKIM private keys cannot be stored or used.",
-                hint="Run 'postbote init' (it writes one to postbote.toml) or set POSTBOTE_SECRET_KEY "
-                "to a long random string.",
-            )
+        require_secret_key(secret_key)
         kdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO)
         self._aead = AESGCM(kdf.derive(secret_key.encode("utf-8")))
         self._parsed: dict[str, rsa.RSAPrivateKey] = {}

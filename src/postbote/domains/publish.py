@@ -27,7 +27,8 @@ def platform_records(engine: Engine, settings: Settings) -> list[Record]:
     records: list[Record] = []
     for domain in list_domains(engine):
         for key in domain_keys(engine, domain.id):
-            records.append(Record(dkim_target(domain.name, key.selector, zone), "TXT", dkim_txt(key.public_b64),
+            records.append(Record(dkim_target(domain.name, key.selector, zone, domain.claim_token), "TXT",
+                                  dkim_txt(key.public_b64),
                                   f"DKIM key {key.selector} ({key.state.value}) of {domain.name}"))
     for key in domain_keys(engine, None):
         records.append(Record(f"{key.selector}._domainkey.{settings.PLATFORM_DOMAIN}", "TXT",
@@ -52,6 +53,38 @@ def zone_file(records: list[Record], *, comments: bool = True) -> str:
             lines.append(f"; {r.purpose}")
         lines.append(f"{r.name}. {TTL} IN {r.type} {_rdata_text(r)}")
     return "\n".join(lines) + "\n"
+
+
+def _connection(settings: Settings):
+    if not settings.DNS_UPDATE_SERVER:
+        raise ConfigError("DNS_UPDATE_SERVER is not set.", hint="Set it to the ip[:port] of the platform zone's "
+                          "primary server, or publish 'postbote platform zone' by hand.")
+    host, port = parse_host_port(settings.DNS_UPDATE_SERVER, default_port=53)
+    keyring, keyname = None, None
+    if settings.DNS_UPDATE_TSIG_NAME:
+        keyname = dns.name.from_text(settings.DNS_UPDATE_TSIG_NAME)
+        keyring = dns.tsigkeyring.from_text({settings.DNS_UPDATE_TSIG_NAME: settings.DNS_UPDATE_TSIG_SECRET})
+    update = dns.update.Update(settings.dkim_zone, keyring=keyring, keyname=keyname,
+                               keyalgorithm=settings.DNS_UPDATE_TSIG_ALGORITHM)
+    return host, port, update
+
+
+def _send(update, host: str, port: int) -> None:
+    try:
+        response = dns.query.tcp(update, host, port=port, timeout=10)
+    except (dns.exception.DNSException, OSError) as exc:
+        raise DnsUpdateError(f"The update could not be sent to {host}:{port}: {exc}.") from None
+    if response.rcode() != dns.rcode.NOERROR:
+        raise DnsUpdateError(f"{host}:{port} refused the update: {dns.rcode.to_text(response.rcode())}.")
+
+
+def withdraw(names: list[str], settings: Settings) -> int:
+    """Delete these names' TXT records from the platform zone (a removed domain's keys)."""
+    host, port, update = _connection(settings)
+    for name in names:
+        update.delete(dns.name.from_text(name), "TXT")
+    _send(update, host, port)
+    return len(names)
 
 
 def publish(records: list[Record], settings: Settings) -> int:

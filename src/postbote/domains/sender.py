@@ -2,7 +2,7 @@
 
 A message from a verified domain of the tenant's own goes out as asked: From the tenant's
 address, DKIM-signed with the tenant's key (d=acme.com), envelope sender on the tenant's return
-path (bounces+ID@pbmail.acme.com) — SPF and DKIM both align with From for DMARC. Anything else —
+path (bounces+ID.DAY.MAC@pbmail.acme.com) — SPF and DKIM both align with From for DMARC. Anything else —
 a domain not verified (yet), another tenant's domain, a domain nobody registered — is never sent
 in that domain's name: the tenant's policy either falls back to the platform's default sender
 ("ACME GmbH via Platform" <notification@…>, Reply-To the address asked for, signed and bounced
@@ -25,7 +25,7 @@ from .store import DkimKey, Domain, active_key, find_domain
 class SenderDecision:
     sender: Mailbox  # the From used
     reply_to: Mailbox | None
-    envelope_host: str  # the return-path host; the envelope sender is bounces+ID@ this
+    envelope_host: str  # the return-path host; the envelope sender is bounces+ID.DAY.MAC@ this (returnpath.py)
     dkim_domain: str
     key: DkimKey | None  # None when the message is held
     note: str | None  # why the sender differs from the one asked for
@@ -37,9 +37,13 @@ def choose_sender(engine: Engine, settings: Settings, *, tenant_id: int, tenant_
     """``domain``: a freshly verified record of the requested domain, when the caller has one."""
     default = Mailbox(settings.default_sender.lower(), "")
     if requested.address.lower() == default.address:
-        name = requested.display_name or f"{tenant_name} via {settings.PLATFORM_NAME}"
-        return _platform(engine, settings, Mailbox(default.address, name), reply_to, None)
-    domain = domain or find_domain(engine, requested.domain)
+        # The display name is the tenant's registered one, never what the request says: the
+        # platform signs this From, so a free name would let any tenant pose as any company.
+        name = f"{tenant_name} via {settings.PLATFORM_NAME}"
+        note = (f"the display name {requested.display_name!r} was replaced by the tenant's registered name"
+                if requested.display_name and requested.display_name != name else None)
+        return _platform(engine, settings, Mailbox(default.address, name), reply_to, note)
+    domain = domain or find_domain(engine, requested.domain, tenant_id=tenant_id)
     if domain is not None and domain.tenant_id == tenant_id and domain.state is DomainState.VERIFIED:
         return SenderDecision(requested, reply_to, return_path_host(domain.name), domain.name,
                               active_key(engine, domain.id), None)

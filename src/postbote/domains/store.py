@@ -1,16 +1,23 @@
-"""Sender domains and their keys in the store. A domain belongs to exactly one tenant; every
-lookup made for a tenant is scoped to it, so another tenant's domain simply does not exist."""
+"""Sender domains and their keys in the store. A domain row is one tenant's claim of a name. While
+no claim of a name is verified, other tenants may claim it too — each claim has its own random
+token in its CNAME targets, so only the claim whose records the domain's owner publishes can
+verify; once one is verified (or broken, i.e. was verified), new claims are refused. Every lookup
+made for a tenant is scoped to it, so another tenant's claim simply does not exist."""
 
 from __future__ import annotations
 
+import base64
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
+from importlib import resources
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..compose import normalize_domain
-from ..db.schema import dkim_keys, domains, utcnow
+from ..db.schema import dkim_keys, domain_events, domains, utcnow
 from ..errors import ConflictError, InputError, NotFoundError
 from ..vocab import DomainState, KeyState
 from . import keys
@@ -27,6 +34,7 @@ class Domain:
     verified_at: datetime | None
     checked_at: datetime | None
     records: list[dict] | None
+    claim_token: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,28 +50,71 @@ class DkimKey:
 
 def _domain(row) -> Domain:
     return Domain(row.id, row.tenant_id, row.name, DomainState(row.state), row.created_at, row.verified_at,
-                  row.checked_at, row.records)
+                  row.checked_at, row.records, row.claim_token)
 
 
-def add_domain(engine: Engine, vault: keys.KeyVault, tenant_id: int, name: str, *, platform_zone: str) -> Domain:
-    domain = normalize_domain(name, field="domain")
+_WON = (DomainState.VERIFIED.value, DomainState.BROKEN.value)  # a claim that has been verified
+
+
+@lru_cache(maxsize=1)
+def public_mailbox_domains() -> frozenset[str]:
+    """The big public mailbox providers' domains (``public_mailbox_domains.txt``): nobody's company."""
+    text = resources.files(__package__).joinpath("public_mailbox_domains.txt").read_text(encoding="utf-8")
+    return frozenset(line.strip().lower() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
+def _refuse_reserved(domain: str, platform_zone: str) -> None:
     if domain == platform_zone or domain.endswith("." + platform_zone):
         raise InputError(f"{domain} is the platform's own domain.", code="domain_reserved",
                          hint="Add your company's own domain, e.g. acme.com.")
+    parts = domain.split(".")
+    if any(".".join(parts[i:]) in public_mailbox_domains() for i in range(len(parts) - 1)):
+        raise InputError(f"{domain} belongs to a public mailbox provider, not to one company.", code="domain_reserved",
+                         hint="Add your company's own domain, e.g. acme.com; mail from a free mailbox address goes "
+                              "from the default sender.")
+
+
+def new_claim_token() -> str:
+    """80 random bits as 16 lower-case base32 letters: one DNS label, unguessable."""
+    return base64.b32encode(secrets.token_bytes(10)).decode("ascii").lower()
+
+
+def add_domain(engine: Engine, vault: keys.KeyVault, tenant_id: int, name: str, *, platform_zone: str,
+               max_per_tenant: int = 20) -> Domain:
+    domain = normalize_domain(name, field="domain")
+    _refuse_reserved(domain, platform_zone)
     generated = [keys.generate() for _ in SELECTORS]  # before the transaction: this takes a moment
     now = utcnow()
+    taken = ConflictError(f"The domain {domain} is already registered.", code="domain_taken",
+                          hint="If it is yours, ask the platform team; a verified domain belongs to one tenant.")
     try:
         with engine.begin() as conn:
+            claims = conn.execute(select(domains.c.tenant_id, domains.c.state).where(domains.c.name == domain)).all()
+            # Whose it is stays unsaid: tenants never learn about each other's domains.
+            if any(c.tenant_id == tenant_id or c.state in _WON for c in claims):
+                raise taken
+            count = conn.execute(select(func.count()).select_from(domains).where(domains.c.tenant_id == tenant_id)).scalar()
+            if count >= max_per_tenant:
+                raise ConflictError(f"This tenant has {count} domains, the most allowed.", code="domain_limit",
+                                    hint="Remove one with 'postbote domain remove' (DELETE /v1/domains/{domain}), "
+                                         "or ask the operator about MAX_DOMAINS_PER_TENANT.")
             domain_id = conn.execute(
-                insert(domains).values(tenant_id=tenant_id, name=domain, state=DomainState.PENDING.value, created_at=now)
+                insert(domains).values(tenant_id=tenant_id, name=domain, state=DomainState.PENDING.value, created_at=now,
+                                       claim_token=new_claim_token())
             ).inserted_primary_key[0]
             for selector, pair, state in zip(SELECTORS, generated, (KeyState.ACTIVE, KeyState.NEXT)):
                 _insert_key(conn, vault, domain_id, selector, pair, state, now)
-    except IntegrityError:
-        # Whose it is stays unsaid: tenants never learn about each other's domains.
-        raise ConflictError(f"The domain {domain} is already registered.", code="domain_taken",
-                            hint="If it is yours, ask the platform team; a domain belongs to one tenant.") from None
+    except IntegrityError:  # the same tenant, twice at once
+        raise taken from None
     return get_domain(engine, domain, tenant_id=tenant_id)
+
+
+def remove_domain(engine: Engine, domain: Domain) -> None:
+    """Delete the claim with its keys and checks (their records leave the platform zone)."""
+    with engine.begin() as conn:
+        conn.execute(delete(dkim_keys).where(dkim_keys.c.domain_id == domain.id))
+        conn.execute(delete(domain_events).where(domain_events.c.domain_id == domain.id))
+        conn.execute(delete(domains).where(domains.c.id == domain.id))
 
 
 def _insert_key(conn: Connection, vault, domain_id, selector, pair, state: KeyState, now) -> None:
@@ -73,21 +124,28 @@ def _insert_key(conn: Connection, vault, domain_id, selector, pair, state: KeySt
     ))
 
 
-def get_domain(engine: Engine, name: str, *, tenant_id: int | None = None) -> Domain:
-    query = select(domains).where(domains.c.name == name.strip().rstrip(".").lower())
+def _claims(name: str, tenant_id: int | None):
+    """Claims of a name, the one that counts first: verified or broken, then the oldest."""
+    query = select(domains).where(domains.c.name == name)
     if tenant_id is not None:
         query = query.where(domains.c.tenant_id == tenant_id)
+    won = domains.c.state.in_(_WON)
+    return query.order_by(won.desc(), domains.c.id)
+
+
+def get_domain(engine: Engine, name: str, *, tenant_id: int | None = None) -> Domain:
     with engine.connect() as conn:
-        row = conn.execute(query).first()
+        row = conn.execute(_claims(name.strip().rstrip(".").lower()[:300], tenant_id)).first()
     if row is None:
-        raise NotFoundError(f"No domain {name!r}.", code="domain_not_found",
+        raise NotFoundError(f"No domain {name[:300]!r}.", code="domain_not_found",
                             hint="Add it with 'postbote domain add DOMAIN --tenant T'.")
     return _domain(row)
 
 
-def find_domain(engine: Engine, name: str) -> Domain | None:
+def find_domain(engine: Engine, name: str, *, tenant_id: int | None = None) -> Domain | None:
+    """The tenant's claim of ``name``; without a tenant, the claim that counts (verified first)."""
     with engine.connect() as conn:
-        row = conn.execute(select(domains).where(domains.c.name == name)).first()
+        row = conn.execute(_claims(name, tenant_id)).first()
     return _domain(row) if row else None
 
 

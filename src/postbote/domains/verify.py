@@ -33,10 +33,11 @@ class Verification:
                 if r["required"] and r["status"] != RecordStatus.OK.value]
 
 
-async def check_records(resolver: Resolver, settings: Settings, domain: str, keys: dict[str, DkimKey]) -> list[dict]:
+async def check_records(resolver: Resolver, settings: Settings, domain: str, keys: dict[str, DkimKey],
+                        token: str | None = None) -> list[dict]:
     checked_at = iso_utc(utcnow())
     results = []
-    for record in tenant_records(domain, settings.dkim_zone, settings.return_path_host):
+    for record in tenant_records(domain, settings.dkim_zone, settings.return_path_host, token=token):
         status, found, cause = await _check(resolver, record, keys)
         results.append({"name": record.name, "type": record.type, "expected": record.value, "found": found,
                         "status": status.value, "cause": cause, "purpose": record.purpose,
@@ -101,7 +102,8 @@ def record_advice(record: dict) -> str | None:
 
 
 async def verify_domain(engine: Engine, resolver: Resolver, settings: Settings, domain: Domain) -> Verification:
-    records = await check_records(resolver, settings, domain.name, published_keys(engine, domain.id))
+    records = await check_records(resolver, settings, domain.name, published_keys(engine, domain.id),
+                                  token=domain.claim_token)
     state = next_state(domain.state, records)
     now = utcnow()
     values = {"state": state.value, "checked_at": now, "records": records}

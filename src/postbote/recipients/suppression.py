@@ -15,6 +15,7 @@ from ..db.schema import iso_utc, suppressions, utcnow
 from ..db.suppress import suppress_in
 from ..errors import InputError, NotFoundError
 from ..vocab import SuppressionReason
+from .normalize import canonical_address, canonical_or_none
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,19 +43,20 @@ def suppress(engine: Engine, tenant_id: int, address: str, reason: str, *, detai
     except ValueError:
         raise InputError(f"The reason {reason!r} does not exist.", code="reason_invalid",
                          hint="Use hard_bounce, complaint, unsubscribed or manual.") from None
+    key = canonical_address(address)  # what is not an address is refused: it could never match
     with engine.begin() as conn:
-        suppress_in(conn, tenant_id, address, chosen, detail=detail)
-    return find(engine, tenant_id, address)  # type: ignore[return-value]
+        suppress_in(conn, tenant_id, key, chosen, detail=detail)
+    return find(engine, tenant_id, key)  # type: ignore[return-value]
 
 
 def find(engine: Engine, tenant_id: int, address: str) -> Suppression | None:
-    found = find_many(engine, tenant_id, [address])
-    return found.get(address.lower())
+    key = canonical_or_none(address)
+    return find_many(engine, tenant_id, [address]).get(key) if key else None
 
 
 def find_many(engine: Engine, tenant_id: int, addresses: list[str]) -> dict[str, Suppression]:
-    """The active entries among ``addresses`` (lower-cased keys)."""
-    wanted = {a.lower() for a in addresses}
+    """The active entries among ``addresses``, keyed by canonical_address."""
+    wanted = {key for key in map(canonical_or_none, addresses) if key}
     if not wanted:
         return {}
     with engine.connect() as conn:
@@ -67,17 +69,22 @@ def _row(r) -> Suppression:
     return Suppression(r.address, r.reason, r.source_message_id, r.detail, r.created_at, r.expires_at)
 
 
-def remove(engine: Engine, tenant_id: int, address: str, reason: str) -> None:
+def remove(engine: Engine, tenant_id: int, address: str, reason: str) -> str:
+    """Lift the entry; returns the address as stored."""
     if not reason.strip():
         raise InputError("Say why the address may be mailed again.", code="reason_missing",
                          hint="Give a reason, e.g. 'the candidate confirmed the address by phone'.")
+    # The canonical form, and the text as typed: entries stored before addresses were normalised
+    # (any string, '/' and all) can be removed too.
+    keys = {address.strip().lower()[:2000]} | ({canonical_or_none(address)} - {None})
     with engine.begin() as conn:
         changed = conn.execute(update(suppressions).where(
-            suppressions.c.tenant_id == tenant_id, suppressions.c.address == address.lower(), _active(utcnow())
+            suppressions.c.tenant_id == tenant_id, suppressions.c.address.in_(keys), _active(utcnow())
         ).values(removed_at=utcnow(), removed_reason=reason.strip()[:2000])).rowcount
     if not changed:
-        raise NotFoundError(f"{address} is not suppressed.", code="suppression_not_found",
+        raise NotFoundError(f"{address[:200]} is not suppressed.", code="suppression_not_found",
                             hint="List the suppressed addresses with 'postbote suppression list'.")
+    return canonical_or_none(address) or address.strip().lower()
 
 
 def search(engine: Engine, tenant_id: int, text: str = "", *, limit: int = 1000) -> list[Suppression]:
@@ -89,11 +96,21 @@ def search(engine: Engine, tenant_id: int, text: str = "", *, limit: int = 1000)
         return [_row(r) for r in conn.execute(query)]
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "|", "%")
+
+
+def spreadsheet_safe(value: str) -> str:
+    """A cell no spreadsheet runs as a formula (CSV injection): a leading =, +, -, @, tab or line
+    break gets a ' in front, which spreadsheets show as text and do not evaluate."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
 def export_csv(entries: list[Suppression]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["address", "reason", "created_at", "expires_at", "source_message_id", "detail"])
     for e in entries:
-        writer.writerow([e.address, e.reason, iso_utc(e.created_at), iso_utc(e.expires_at) or "", e.source_message_id or "",
-                         e.detail or ""])
+        row = [e.address, e.reason, iso_utc(e.created_at), iso_utc(e.expires_at) or "", e.source_message_id or "",
+               e.detail or ""]
+        writer.writerow([spreadsheet_safe(v) for v in row])
     return out.getvalue()

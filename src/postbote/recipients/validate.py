@@ -12,6 +12,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from ..dns import DnsTemporaryError, Resolver
 from ..settings import Settings
+from .normalize import canonical_or_none
 from .suggest import suggest
 from .suppression import Suppression
 
@@ -78,7 +79,7 @@ async def check_address(address: str, settings: Settings, resolver: Resolver,
         return _refused(address, normalized, "domain_accepts_no_mail", suggest(normalized, domain_exists=True))
     if mx.no_address:
         return _refused(address, normalized, "domain_has_no_mail_server", suggest(normalized, domain_exists=False))
-    entry = (suppressed or {}).get(normalized.lower())
+    entry = suppressed.get(canonical_or_none(address) or normalized.lower()) if suppressed else None
     if entry is not None:
         return _refused(address, normalized, "suppressed", since=entry.created_at.strftime("%Y-%m-%d"),
                         detail=entry.reason)

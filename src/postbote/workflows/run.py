@@ -112,7 +112,7 @@ def check_senders(deps: Deps, tenant_id: int, data: Any) -> None:
     for action in parse_definition(data).actions:
         if action.sender.domain is None:
             continue
-        domain = find_domain(deps.engine, action.sender.domain)
+        domain = find_domain(deps.engine, action.sender.domain, tenant_id=tenant_id)
         if domain is None or domain.tenant_id != tenant_id:
             raise InputError(f"{action.sender.domain} is not one of your sender domains.", code="sender_domain_unknown",
                              hint="Add it with POST /v1/domains (or 'postbote domain add'), or leave domain empty "

@@ -44,9 +44,10 @@ async def sender_verdict(engine: Engine, resolver: Resolver, settings: Settings,
     if spec.domain is None:
         return SenderVerdict(address, "default_sender", None,
                              f"default sender: from {settings.default_sender} as "
-                             f"\"{spec.display_name or tenant_name + ' via ' + settings.PLATFORM_NAME}\", "
+                             f"\"{tenant_name} via {settings.PLATFORM_NAME}\" (the platform's sender always names "
+                             f"the tenant), "
                              f"signed as {settings.PLATFORM_DOMAIN}")
-    domain = find_domain(engine, spec.domain)
+    domain = find_domain(engine, spec.domain, tenant_id=tenant_id)
     if domain is None or domain.tenant_id != tenant_id:
         # Another tenant's domain answers exactly like a domain nobody added: its owner stays unknown.
         raise InputError(f"{spec.domain} is not one of your sender domains.", code="sender_domain_unknown",
