@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import OperationalError
 
 from postbote.api import create_api
 from postbote.tenants import add_tenant, create_key
@@ -60,3 +61,18 @@ def test_a_batch_needs_a_key(make_app, zone):
     _, api, _ = client_for(make_app, zone)
     answer = api.post("/v1/messages/batch", json={"messages": [message(0)]})
     assert answer.status_code == 401 and answer.json()["error"]["code"] == "unauthorized"
+
+
+def test_a_message_that_fails_to_be_stored_fails_alone(make_app, zone, monkeypatch):
+    app, api, auth = client_for(make_app, zone)
+    real = app.acceptor.enqueue
+
+    def flaky(tenant_id, item, *, lifetime):
+        if "Einladung 1" in item.message.subject:
+            raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+        return real(tenant_id, item, lifetime=lifetime)
+
+    monkeypatch.setattr(app.acceptor, "enqueue", flaky)
+    body = api.post("/v1/messages/batch", json={"messages": [message(n) for n in range(3)]}, headers=auth["acme"]).json()
+    assert [r["status"] for r in body["results"]] == [202, 500, 202]
+    assert body["results"][1]["error"]["code"] == "internal_error"

@@ -390,3 +390,62 @@ def test_an_unsubscribe_never_weakens_a_hard_bounce(api):
     api.post("/v1/workflows", json=stage_workflow(domain=None), headers=auth(api))
     invitation = api.post("/v1/events", json=stage_event("s-2"), headers=auth(api)).json()
     assert [r["outcome"] for r in invitation["results"]] == ["recipient_suppressed"]
+
+
+def test_a_delay_past_the_end_of_the_calendar_is_a_reason_not_a_crash(api):
+    api.post("/v1/workflows", json=stage_workflow(domain=None), headers=auth(api))
+    late = stage_workflow(domain=None, delay={"field": "fields.first_day", "offset": "1d"})
+    api.post("/v1/workflows", json=late, headers=auth(api))
+    event = stage_event("c-end", fields={"stage": "interview", "date": "x", "first_day": "9999-12-31"})
+    answer = api.post("/v1/events", json=event, headers=auth(api))
+    assert answer.status_code == 200
+    outcomes = sorted(r["outcome"] for r in answer.json()["results"])
+    assert outcomes == ["delay_field_invalid", "sent"]
+    again = api.post("/v1/events", json=event, headers=auth(api))
+    assert again.status_code == 200 and again.json()["duplicate"] is True  # answered, not stuck
+
+
+def test_an_event_whose_handling_failed_can_be_posted_again(api, monkeypatch):
+    import postbote.workflows.run as run
+
+    api.post("/v1/workflows", json=stage_workflow(domain=None), headers=auth(api))
+    real = run._fire
+
+    async def failing(*args, **kwargs):
+        raise RuntimeError("the store went away in the middle")
+
+    monkeypatch.setattr(run, "_fire", failing)
+    with pytest.raises(RuntimeError):
+        api.post("/v1/events", json=stage_event("c-retry"), headers=auth(api))
+    monkeypatch.setattr(run, "_fire", real)
+    again = api.post("/v1/events", json=stage_event("c-retry"), headers=auth(api))
+    assert again.status_code == 200, again.json()  # not 409 event_in_progress for ever
+    assert [r["outcome"] for r in again.json()["results"]] == ["sent"]
+
+
+def test_a_slow_template_does_not_stop_the_event_loop(api):
+    from postbote.tenants import get_tenant
+    from postbote.workflows import handle_event
+
+    slow = stage_workflow(domain=None)
+    slow["actions"][0]["templates"] = {"de": {"subject": "x", "text": "{% for i in range(1000) %}{% for j in range(1000) %}"
+                                              "{{ j }}{% endfor %}{% endfor %}"}}
+    assert api.post("/v1/workflows", json=slow, headers=auth(api)).status_code in (200, 201)
+    app = api.app_ref
+    deps = Deps(app.engine, app.settings, app.resolver)
+
+    async def main():
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        tick = asyncio.create_task(ticker())
+        await handle_event(deps, get_tenant(app.engine, "acme"), stage_event("c-slow"))
+        tick.cancel()
+        return ticks
+
+    assert asyncio.run(main()) >= 5  # the render takes its 0.5 s limit; on the loop itself, 0 ticks

@@ -4,6 +4,7 @@ API key; a tenant never sees another tenant's messages (they answer 404, as if a
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 
 import anyio
@@ -47,6 +48,8 @@ from .schemas import (
     SendResponse,
     SuppressionRequest,
 )
+
+log = logging.getLogger("postbote.api")
 
 _STATUS = [(TooLargeError, 413), (RateLimitedError, 429), (InputError, 422), (NotFoundError, 404), (AuthError, 401), (ConflictError, 409), (StoreError, 503)]
 _ERRORS = {code: {"model": ErrorResponse} for code in (401, 404, 409, 413, 422, 429)}
@@ -118,6 +121,11 @@ def create_api(app: App) -> FastAPI:
             except PostboteError as error:
                 status = next((code for kind, code in _STATUS if isinstance(error, kind)), 500)
                 return {"index": index, "status": status, "error": error.to_dict()}
+            except Exception as error:  # one message's failure is its own; the others keep their answers
+                log.error("batch message %d failed: %s", index, error.__class__.__name__, exc_info=error)
+                return {"index": index, "status": 500, "error": {
+                    "code": "internal_error", "message": "Postbote failed to accept this message; it was not queued.",
+                    "hint": "Send this message again; if it persists, tell the operators."}}
             return {"index": index, "status": 202, "message": accepted}
 
         results = list(await asyncio.gather(*(one(i, m) for i, m in enumerate(body.messages))))

@@ -86,7 +86,7 @@ class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Each message is checked on its own, so one malformed message is refused alone, not the batch.
-    messages: list[dict[str, Any]] = Field(min_length=1, description="Up to BATCH_MAX_MESSAGES messages, "
+    messages: list[dict[str, Any]] = Field(min_length=1, max_length=10_000, description="Up to BATCH_MAX_MESSAGES messages, "
                                            "each the body of a POST /v1/messages.")
 
 

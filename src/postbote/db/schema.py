@@ -296,7 +296,7 @@ workflow_events = Table(
     Column("type", String(64), nullable=False),
     Column("occurred_at", UTCDateTime, nullable=False),
     Column("payload", JSON, nullable=False),  # the event as posted (people, fields)
-    Column("answer", JSON),  # what the first post answered; NULL while it is being handled
+    Column("answer", JSON(none_as_null=True)),  # what the first post answered; NULL (SQL) while it is handled
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("tenant_id", "idempotency_key"),
 )

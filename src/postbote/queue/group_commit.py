@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..errors import StoreError
 
 from .enqueue import Outgoing, enqueue_in
 
@@ -136,6 +139,12 @@ class GroupCommit:
         try:
             with self._engine.begin() as conn:
                 at = enqueue_in(conn, pending.tenant_id, [pending.item], lifetime=pending.lifetime)
+        except SQLAlchemyError as error:
+            failure = StoreError("The message could not be stored; it was not accepted.",
+                                 hint="Send it again; if this persists, the store needs the operators' attention.")
+            failure.__cause__ = error
+            pending.done.set_exception(failure)
+            return
         except Exception as error:
             pending.done.set_exception(error)
             return

@@ -140,7 +140,8 @@ async def run_action(deps: Deps, tenant: Tenant, workflow: Workflow, action_inde
                       reason=f"the event gives no e-mail address for the {person.role}")
     context = event.context() if event is not None else {}
     try:
-        rendered = render_for(action, person, context, fallback)
+        # Off the event loop: a template may take up to its time limit, and the loop serves everyone.
+        rendered = await asyncio.to_thread(render_for, action, person, context, fallback)
     except TemplateError as exc:
         return Result(**base, outcome=Outcome.TEMPLATE_FAILED, recipient=person.address, reason=exc.message,
                       lang=exc.lang)

@@ -35,11 +35,14 @@ def due_at(delay: Delay | None, event: Event, person: Person) -> datetime:
     base = event.occurred_at
     if delay.field:
         base = _date_field(event.fields.get(delay.field.removeprefix("fields.")), delay.field)
-    due = base + timedelta(seconds=delay.offset)
-    if delay.at is not None:
-        zone = _zone(person.timezone if delay.timezone == "recipient" else delay.timezone)
-        local_day = due.astimezone(zone).date()
-        due = datetime.combine(local_day, time(*delay.at), tzinfo=zone).astimezone(timezone.utc)
+    try:
+        due = base + timedelta(seconds=delay.offset)
+        if delay.at is not None:
+            zone = _zone(person.timezone if delay.timezone == "recipient" else delay.timezone)
+            local_day = due.astimezone(zone).date()
+            due = datetime.combine(local_day, time(*delay.at), tzinfo=zone).astimezone(timezone.utc)
+    except (OverflowError, ValueError):  # a date at the end of the calendar, plus an offset
+        raise DelayFieldError(f"{delay.field or 'the event time'} plus the delay is outside the calendar") from None
     return due
 
 

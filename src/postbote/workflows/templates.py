@@ -40,6 +40,7 @@ MAX_SOURCE = 64_000  # characters of one template
 MAX_OUTPUT = 256_000  # characters of one rendered part
 MAX_SECONDS = 0.5
 MAX_RANGE = 1_000
+MAX_INT_BITS = 4_096  # about 1,200 decimal digits: far beyond any mail, far below a slow big-int operation
 _TEMPLATE_FILE = "<template>"
 
 _STR_METHODS = frozenset({"lower", "upper", "title", "capitalize", "strip", "lstrip", "rstrip", "startswith",
@@ -98,6 +99,29 @@ def _sized(value: Any) -> int:
     return len(value) if isinstance(value, (str, list, tuple, bytes)) else 0
 
 
+def _deep_size(value: Any, limit: int) -> int:
+    """Items and characters inside ``value`` (a scalar counts one), nested containers counted in full, the count stopped
+    once it passes ``limit`` (so a list of huge lists cannot hide behind a short outer length)."""
+    total, stack = 0, [value]
+    while stack and total <= limit:
+        item = stack.pop()
+        if isinstance(item, (str, bytes)):
+            total += len(item)
+        elif isinstance(item, (list, tuple)):
+            total += len(item)
+            stack.extend(item)
+        elif isinstance(item, dict):
+            total += len(item)
+            stack.extend(item.values())
+        else:
+            total += 1  # a number or other scalar: at least a character when printed
+    return total
+
+
+def _big(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS
+
+
 def _replace_size(text: Any, old: Any = "", new: Any = "", count: Any = None) -> int:
     if not isinstance(text, str) or not isinstance(old, str) or not isinstance(new, str):
         return 0
@@ -121,7 +145,7 @@ class _Generator(CodeGenerator):
 
 class _Sandbox(SandboxedEnvironment):
     code_generator_class = _Generator
-    intercepted_binops = frozenset({"+", "*", "**", "%"})
+    intercepted_binops = frozenset({"+", "-", "*", "**", "%", "//"})
 
     def __init__(self, *, autoescape: bool, max_output: int):
         super().__init__(autoescape=autoescape, undefined=_Refusing, loader=None, auto_reload=False,
@@ -203,13 +227,34 @@ class _Sandbox(SandboxedEnvironment):
             raise SecurityError("%-formatting of strings is not allowed in templates.")
         if operator == "**" and (not isinstance(right, (int, float)) or abs(right) > 64 or _sized(left)):
             raise SecurityError("** is allowed only with a small number as the exponent.")
+        if operator == "**" and isinstance(left, int) and isinstance(right, int) and right > 0 \
+                and max(left.bit_length(), 1) * right > MAX_INT_BITS:
+            raise SecurityError(f"** would make a number of more than {MAX_INT_BITS} bits.")
+        if operator == "*" and isinstance(left, int) and isinstance(right, int) \
+                and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+            raise SecurityError(f"* would make a number of more than {MAX_INT_BITS} bits.")
         if operator == "*" and isinstance(left, int) and _sized(right):
             left, right = right, left
-        if operator == "*" and _sized(left) and isinstance(right, int) and _sized(left) * max(right, 0) > limit:
+        if operator == "*" and _sized(left) and isinstance(right, int) \
+                and _deep_size(left, limit) * max(right, 0) > limit:
             raise SecurityError(f"* would make more than {limit} characters.")
-        if operator == "+" and _sized(left) + _sized(right) > limit:
+        if operator == "+" and _deep_size(left, limit) + _deep_size(right, limit) > limit:
             raise SecurityError(f"+ would make more than {limit} characters.")
-        return super().call_binop(context, operator, left, right)
+        result = super().call_binop(context, operator, left, right)
+        if _big(result):
+            raise SecurityError(f"a number of more than {MAX_INT_BITS} bits.")
+        return result
+
+    def concat(self, parts) -> str:
+        """Every captured block (``set`` … ``endset``, macros, ``call`` and ``filter`` blocks) is
+        joined here: it counts as it goes, so text built inside a block obeys the output limit too."""
+        pieces, size = [], 0
+        for piece in parts:
+            size += len(piece)
+            if size > self.max_output:
+                raise SecurityError(f"a block would make more than {self.max_output} characters.")
+            pieces.append(piece)
+        return "".join(pieces)
 
     def checked_concat(self, parts: tuple, autoescape: bool) -> str:
         pieces = [self.finalize_text(p, autoescape) for p in parts]
