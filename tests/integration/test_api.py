@@ -68,7 +68,7 @@ def test_a_tenant_cannot_see_another_tenants_message(api):
     ({"subject": "Hallo\r\nBcc: victim@example.test"}, "header_injection"),
     ({"to": ["not-an-address"]}, "recipients_refused"),
     ({"to": ["anna@nowhere.test"]}, "recipients_refused"),
-    ({"to": []}, "message_invalid"),  # no recipient in to, cc or bcc
+    ({"to": []}, "request_invalid"),  # no recipient in to, cc or bcc
     ({"subject": ""}, "message_invalid"),
     ({"attachments": []}, "request_invalid"),
 ])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class SendRequest(BaseModel):
@@ -22,6 +22,12 @@ class SendRequest(BaseModel):
     text: str = Field("", description="Plain-text body.")
     html: Optional[str] = Field(None, description="HTML body, sent as multipart/alternative.")
     reply_to: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _someone(self) -> "SendRequest":
+        if not (self.to or self.cc or self.bcc):
+            raise ValueError("give at least one recipient in to, cc or bcc")
+        return self
 
 
 class AddressCheckRequest(BaseModel):
