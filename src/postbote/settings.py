@@ -186,8 +186,8 @@ class Settings(BaseSettings):
         "too_many_recipients).",
     )
     API_RATE_LIMIT: float = Field(
-        100.0, ge=0, description="API requests per second and tenant, on average, in bursts of twice that "
-        "(more: 429 rate_limited with Retry-After); 0: no limit. Counted per process.",
+        3000.0, ge=0, description="API requests per second and tenant, on average, in bursts of twice that "
+        "(more: 429 rate_limited with Retry-After); 0: no limit. Counted per process; a batch is one request.",
     )
     DNS_MAX_CONCURRENCY: int = Field(
         100, ge=1, description="DNS queries in flight at once in one process; the rest wait their turn.",
