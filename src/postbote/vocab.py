@@ -61,6 +61,7 @@ class TlsMode(StrEnum):
 
     OPPORTUNISTIC = "opportunistic"  # use STARTTLS when offered, certificate not checked
     REQUIRED = "required"  # refuse to send in clear; defer when STARTTLS is missing
+    VERIFY = "verify"  # required, and the certificate must be valid for the MX host (PKIX)
     OFF = "off"  # never start TLS
 
 

@@ -106,14 +106,14 @@ class Connector:
             port=s.SMTP_PORT,
             local_hostname=s.helo_name,
             source_address=(source_ip, 0) if source_ip else None,
-            timeout=s.SMTP_TIMEOUT,
+            timeout=s.smtp_timeouts.command,
             start_tls=False,
             validate_certs=False,
         )
         origin = f" from {source_ip}" if source_ip else ""
         transcript.note(f"connecting to {host} [{ip}]:{s.SMTP_PORT}{origin}")
         try:
-            greeting = await smtp.connect()
+            greeting = await smtp.connect(timeout=s.smtp_timeouts.connect)
         except aiosmtplib.SMTPConnectResponseError as exc:
             transcript.received(exc.code, exc.message)
             return ConnectFailure(Reply.from_smtp(exc.code, exc.message), transcript, host, ip)

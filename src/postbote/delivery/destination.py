@@ -60,6 +60,7 @@ class Destination:
 
     async def _sender(self) -> None:
         conn: Connection | None = None
+        failed = False
         try:
             mx = await self._lookup()
             if mx is None:
@@ -81,19 +82,24 @@ class Destination:
                     return
         except Exception:  # a bug must not strand the jobs: they go back when their lease ends
             log.exception("sender for %s failed", self.domain)
+            failed = True
         finally:
             self.senders -= 1
             if conn is not None:
                 await conn.close()
             if self.senders == 0 and not self.jobs:
                 self.worker.retire(self)
+            elif self.senders == 0 and not self.worker.stopping and not failed:
+                # Jobs came while this sender was leaving (or it failed): never leave them unsent.
+                self.senders += 1
+                self.worker.spawn(self._sender())
 
     async def _next_job(self) -> Job | None:
         while not self.worker.stopping:
             while self.jobs:
                 job = self.jobs.popleft()
                 # Sending on a lease about to run out could race another worker's claim.
-                if utcnow() + timedelta(seconds=self.worker.lease_margin) >= job.lease_expires_at:
+                if utcnow() + timedelta(seconds=self.worker.lease_margin) >= self.worker.lease_expires_at(job):
                     self.worker.forget(job)
                     continue
                 return job
@@ -101,7 +107,8 @@ class Destination:
             try:
                 await asyncio.wait_for(self._more.wait(), _LINGER)
             except asyncio.TimeoutError:
-                return None
+                if not self.jobs:  # a job put in the same instant as the timeout is still taken
+                    return None
         return None
 
     async def _lookup(self) -> MxLookup | None:
@@ -131,8 +138,11 @@ class Destination:
         reused = conn.transactions > 0
         result = await transact(conn, job.message.mail_from, job.recipients, job.message.raw)
         route = Route(conn.mx_host, conn.mx_ip, conn.tls, reused)
-        self.worker.report(job, result.replies, started, route, conn.preamble.extended(result.transcript))
+        written = self.worker.report(job, result.replies, started, route, conn.preamble.extended(result.transcript))
         self._slow_down_if_asked(result.replies.values(), conn.mx_host)
+        # The next message goes on this connection only once the store knows how this one went:
+        # a crash now can repeat at most this one message per connection, never a backlog.
+        await written
 
     def _slow_down_if_asked(self, replies, mx_host: str) -> None:
         """A receiver that says "too much, too fast" gets nothing more from this worker until the

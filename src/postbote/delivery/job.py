@@ -102,6 +102,7 @@ def outcome_updates(
                 attempt=attempt,
                 reason=str(reply),
                 at=now,
+                recipient=delivery.recipient,
                 **_suppression(meaning, decision.state),
             )
         )

@@ -1,6 +1,6 @@
 """The queue: accepting messages, claiming due deliveries under a lease, recording outcomes."""
 
-from .claim import ClaimedDelivery, QueuedMessage, claim_due, load_messages, release
+from .claim import ClaimedDelivery, QueuedMessage, claim_due, load_messages, release, renew_leases
 from .enqueue import Outgoing, enqueue, enqueue_in
 from .group_commit import GroupCommit
 from .record import AttemptRecord, DeliveryUpdate, record_outcomes
@@ -17,6 +17,7 @@ __all__ = [
     "claim_due",
     "load_messages",
     "release",
+    "renew_leases",
     "Outgoing",
     "enqueue",
     "enqueue_in",

@@ -96,3 +96,19 @@ def release(engine: Engine, *, owner: str, ids: list[int]) -> None:
             .where(deliveries.c.id.in_(ids), deliveries.c.lease_owner == owner)
             .values(lease_owner=None, lease_expires_at=None)
         )
+
+
+def renew_leases(engine: Engine, *, owner: str, ids: list[int], until: datetime) -> int:
+    """Extend the leases this worker still holds on ``ids`` (deliveries in a live session), so a
+    slow receiver does not let another worker take them over and send them a second time."""
+    if not ids:
+        return 0
+    renewed = 0
+    with engine.begin() as conn:
+        for first in range(0, len(ids), 1000):
+            renewed += conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(ids[first:first + 1000]), deliveries.c.lease_owner == owner)
+                .values(lease_expires_at=until)
+            ).rowcount
+    return renewed
