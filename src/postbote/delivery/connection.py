@@ -60,11 +60,28 @@ def tls_context() -> ssl.SSLContext:
     return context
 
 
+def verified_tls_context(ca_file: str = "") -> ssl.SSLContext:
+    """TLS_MODE=verify: the certificate must chain to a trusted authority (the system's, or
+    TLS_CA_FILE) and name the MX host (RFC 6125) — what MTA-STS (RFC 8461 §4.2) asks for."""
+    context = ssl.create_default_context(cafile=ca_file or None)
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+_MUST_ENCRYPT = (TlsMode.REQUIRED, TlsMode.VERIFY)
+
+
 class Connector:
     def __init__(self, settings: Settings, resolver: Resolver):
         self._settings = settings
         self._resolver = resolver
-        self._tls_context = tls_context() if settings.TLS_MODE is not TlsMode.OFF else None
+        if settings.TLS_MODE is TlsMode.OFF:
+            self._tls_context = None
+        elif settings.TLS_MODE is TlsMode.VERIFY:
+            self._tls_context = verified_tls_context(settings.TLS_CA_FILE)
+        else:
+            self._tls_context = tls_context()
         # Hosts whose TLS handshake failed; in opportunistic mode they get plain text next time,
         # as Postfix does, rather than never getting mail.
         self._tls_broken: set[str] = set()
@@ -135,9 +152,9 @@ class Connector:
                     return await self._open_one(host, ip, source_ip, transcript, allow_tls=False)
                 return tls_outcome
             tls = True
-        if not tls and s.TLS_MODE is TlsMode.REQUIRED:
+        if not tls and s.TLS_MODE in _MUST_ENCRYPT:
             smtp.close()
-            text = f"{host} [{ip}] does not offer STARTTLS and TLS_MODE is required"
+            text = f"{host} [{ip}] does not offer STARTTLS and TLS_MODE is {s.TLS_MODE.value}"
             transcript.note(text)
             return ConnectFailure(Reply.local(text), transcript, host, ip)
         return Connection(smtp, host, ip, source_ip, tls, Transcript(list(transcript.lines)))
@@ -169,7 +186,8 @@ class Connector:
     async def _starttls(self, smtp: aiosmtplib.SMTP, host: str, ip: str, transcript: Transcript) -> ConnectFailure | None:
         transcript.sent("STARTTLS")
         try:
-            reply = await smtp.starttls(tls_context=self._tls_context, validate_certs=False)
+            # server_hostname: SNI, and the name TLS_MODE=verify checks the certificate against.
+            reply = await smtp.starttls(tls_context=self._tls_context, server_hostname=host)
         except aiosmtplib.SMTPResponseException as exc:
             transcript.received(exc.code, exc.message)
             smtp.close()
