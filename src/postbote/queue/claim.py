@@ -27,6 +27,7 @@ class ClaimedDelivery:
     attempts: int
     source_ip: str | None
     lease_expires_at: datetime
+    last_category: str | None = None  # the category of the previous attempt's reply
 
 
 def claim_due(
@@ -56,11 +57,12 @@ def claim_due(
             deliveries.c.domain,
             deliveries.c.attempts,
             deliveries.c.source_ip,
+            deliveries.c.category,
         )
     )
     with engine.begin() as conn:
         rows = conn.execute(statement).all()
-    return [ClaimedDelivery(*row, lease_expires_at=lease_until) for row in rows]
+    return [ClaimedDelivery(*row[:6], lease_expires_at=lease_until, last_category=row[6]) for row in rows]
 
 
 @dataclass(frozen=True, slots=True)
