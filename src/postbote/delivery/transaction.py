@@ -155,9 +155,12 @@ async def _data(conn: Connection, raw: bytes, timeouts: StageTimeouts, transcrip
     if protocol is None or protocol.transport is None:
         raise _Lost("connection lost after DATA")
     payload = _dot_stuffed(raw)
-    # The reply is awaited from before the last byte goes out, so that a fast one is never missed.
+    # The reply is awaited from before the first byte goes out, so that a fast one is never
+    # missed: aiosmtplib drops what arrives while no reader waits. One turn of the loop lets the
+    # reader start (on asyncio and uvloop alike) before the message is written.
     answer = asyncio.ensure_future(protocol.read_response(timeout=None))
     try:
+        await asyncio.sleep(0)
         protocol.write(payload)
         await _sent(protocol.transport, timeouts.block)
         try:
