@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from .app import App
-from .delivery import WorkerStats, check_helo_name
+from .delivery import WorkerStats, check_helo_name, store_unreachable
 from .errors import ConfigError, PostboteError
 
 log = logging.getLogger("postbote.runtime")
@@ -140,8 +140,13 @@ def recheck_task(app: App, stop: asyncio.Event) -> Task:
                 for name, before, after in await recheck_all(app):
                     if before != after:
                         domains_log.warning("domain %s: %s -> %s", name, before, after)
-            except Exception:
-                domains_log.exception("domain re-check failed; next round in %s", app.settings.DOMAIN_RECHECK_INTERVAL)
+            except Exception as exc:
+                if store_unreachable(exc):  # an outage is no bug: one line, no traceback
+                    domains_log.warning("domain re-check skipped, the store is unreachable; next round in %s",
+                                        app.settings.DOMAIN_RECHECK_INTERVAL)
+                else:
+                    domains_log.exception("domain re-check failed; next round in %s",
+                                          app.settings.DOMAIN_RECHECK_INTERVAL)
             try:
                 await asyncio.wait_for(stop.wait(), app.settings.recheck_seconds)
             except asyncio.TimeoutError:
