@@ -191,8 +191,10 @@ def main() -> None:
     from .domains import domain_cli, platform_cli
     from .inbound import inbound_cli
     from .recipients import address_cli, suppression_cli
+    from .partners import partner_cli
     from .workflows import event_cli, workflow_cli
 
+    cli.add_typer(partner_cli, name="partner")
     cli.add_typer(event_cli, name="event")
     cli.add_typer(workflow_cli, name="workflow")
     cli.add_typer(domain_cli, name="domain")

@@ -331,3 +331,17 @@ workflow_tenant_settings = Table(
     Column("tenant_id", ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
     Column("fallback_language", String(8), nullable=False),
 )
+
+partners = Table(
+    "partners",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("ips", JSON, nullable=False),
+    Column("hosts", JSON, nullable=False),
+    Column("spf_include", String(253)),
+    Column("dkim_domain", String(253)),
+    Column("dkim_selector", String(63)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("removed_at", UTCDateTime),  # kept, so the old settings never seed it again
+)

@@ -33,6 +33,20 @@ class Workflow:
                 "created_at": iso_utc(self.created_at), "updated_at": iso_utc(self.updated_at)}
 
 
+_PARSED: dict[tuple[int, int], Definition] = {}
+
+
+def _definition(workflow_id: int, version: int, stored: Any) -> Definition:
+    """A version never changes once written, so each is checked and parsed once per process."""
+    key = (workflow_id, version)
+    found = _PARSED.get(key)
+    if found is None or found.to_dict() != stored:
+        if len(_PARSED) > 10_000:
+            _PARSED.clear()
+        found = _PARSED[key] = parse_definition(stored)
+    return found
+
+
 def _not_found(workflow_id: Any) -> NotFoundError:
     return NotFoundError(f"No workflow {workflow_id}.", code="workflow_not_found",
                          hint="List your workflows with GET /v1/workflows or 'postbote workflow list'.")
@@ -93,7 +107,7 @@ def get_workflow(engine: Engine, tenant_id: int, workflow_id: int, version: int 
     if stored is None:
         raise NotFoundError(f"Workflow {workflow_id} has no version {wanted}.", code="workflow_version_not_found",
                             hint=f"Versions run from 1 to {row.version}.")
-    return Workflow(row.id, row.tenant_id, row.enabled, wanted, row.version, parse_definition(stored.definition),
+    return Workflow(row.id, row.tenant_id, row.enabled, wanted, row.version, _definition(workflow_id, wanted, stored.definition),
                     row.created_at, stored.created_at)
 
 
@@ -109,7 +123,7 @@ def list_workflows(engine: Engine, tenant_id: int, *, trigger: str | None = None
         query = query.where(workflows.c.enabled.is_(True))
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    return [Workflow(r.id, r.tenant_id, r.enabled, r.version, r.version, parse_definition(r.definition), r.created_at,
+    return [Workflow(r.id, r.tenant_id, r.enabled, r.version, r.version, _definition(r.id, r.version, r.definition), r.created_at,
                      r.version_at) for r in rows]
 
 
