@@ -155,5 +155,6 @@ class Outcome(StrEnum):
     RECIPIENT_REFUSED = "recipient_refused"  # syntax, domain, mail server
     TEMPLATE_FAILED = "template_failed"  # rendered at save time, failed with this event's data
     WOULD_SEND = "would_send"  # dry run
+    COLLECTED = "collected"  # added to the recipient's digest, sent when it is due
     WORKFLOW_DISABLED = "workflow_disabled"  # disabled while its mail was waiting for its time
     DELAY_FIELD_INVALID = "delay_field_invalid"  # the date a delay counts from is missing or no date

@@ -17,6 +17,7 @@ from ..domains import list_partners
 from ..tenants import Tenant
 from ..workflows import (
     Deps,
+    digest_of,
     handle_event,
     list_versions,
     list_workflows,
@@ -187,6 +188,11 @@ def add_workflow_routes(api: FastAPI, app: App, tenant: Callable[..., Tenant], e
         """A page with the unsubscribe button; a GET changes nothing (mail scanners follow links)."""
         item = read_token(app.settings.SECRET_KEY, token)
         return HTMLResponse(_PAGE.format(address=html.escape(item.address), token=html.escape(token, quote=True)))
+
+    @api.get("/v1/digests/{digest_id}", responses=errors)
+    def get_digest(digest_id: int, who: Tenant = Depends(tenant)) -> dict:
+        """A digest: the events it collected, when it is due, and the message it became."""
+        return digest_of(app.engine, who.id, digest_id)
 
     @api.get("/v1/partners", responses=errors, tags=["partners"])
     def get_partners(who: Tenant = Depends(tenant)) -> list[dict]:

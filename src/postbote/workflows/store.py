@@ -9,8 +9,10 @@ from typing import Any
 
 from sqlalchemy import Engine, func, insert, select, update
 
-from ..db.schema import iso_utc, utcnow, workflow_messages, workflow_tenant_settings, workflow_versions, workflows
+from ..db.schema import iso_utc, tenants, utcnow, workflow_messages, workflow_tenant_settings, workflow_versions, workflows
 from ..errors import InputError, NotFoundError
+from ..tenants import Tenant
+from ..vocab import SenderPolicy
 from .definition import Definition, parse_definition
 
 DEFAULT_FALLBACK_LANGUAGE = "en"
@@ -136,6 +138,12 @@ def list_versions(engine: Engine, tenant_id: int, workflow_id: int) -> list[dict
             workflow_messages.c.workflow_id == workflow_id).group_by(workflow_messages.c.version)).all())
     return [{"version": r.version, "created_at": iso_utc(r.created_at), "messages": counts.get(r.version, 0),
              "definition": r.definition} for r in rows]
+
+
+def load_tenant(engine: Engine, tenant_id: int) -> Tenant:
+    with engine.connect() as conn:
+        row = conn.execute(select(tenants).where(tenants.c.id == tenant_id)).one()
+    return Tenant(row.id, row.name, row.display_name, SenderPolicy(row.sender_policy))
 
 
 def fallback_language(engine: Engine, tenant_id: int) -> str:
