@@ -102,7 +102,7 @@ _PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Unsubscribe</
 
 def add_workflow_routes(api: FastAPI, app: App, tenant: Callable[..., Tenant], errors: dict) -> None:
     def deps() -> Deps:
-        return Deps(app.engine, app.settings, app.resolver)
+        return Deps(app.engine, app.settings, app.resolver, app.acceptor)
 
     @api.post("/v1/events", responses=errors)
     def post_event(body: EventRequest, who: Tenant = Depends(tenant)) -> dict:

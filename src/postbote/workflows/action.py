@@ -15,6 +15,7 @@ from ..compose import Draft, parse_mailbox, refuse_line_breaks
 from ..db.schema import utcnow, workflow_messages
 from ..dns import Resolver
 from ..errors import InputError
+from ..queue import GroupCommit
 from ..sending import send
 from ..settings import Settings
 from ..tenants import Tenant
@@ -36,6 +37,7 @@ class Deps:
     engine: Engine
     settings: Settings
     resolver: Resolver
+    acceptor: GroupCommit | None = None  # the API's group commit; None: a transaction per message
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +170,7 @@ async def deliver(deps: Deps, tenant: Tenant, workflow: Workflow, action_index: 
                   html=rendered.html, headers=extra)
     try:
         accepted = await asyncio.to_thread(send, deps.engine, deps.settings, tenant, draft, resolver=deps.resolver,
-                                           message_class=action.message_class)
+                                           message_class=action.message_class, acceptor=deps.acceptor)
     except InputError as exc:
         details = exc.details or []
         reasons = {d.get("reason") for d in details if isinstance(d, dict)}
