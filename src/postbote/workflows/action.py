@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert
 
-from ..compose import Draft, parse_mailbox, refuse_line_breaks
+from ..compose import Draft, check_header_value, parse_mailbox
 from ..db.schema import utcnow, workflow_messages
 from ..dns import Resolver
 from ..errors import InputError
@@ -120,9 +120,9 @@ def render_for(action: Action, person: Person, event_context: dict[str, Any], fa
     variables = {**event_context, "recipient": person.to_dict(), "lang": lang}
     subject = render(template.subject, variables, part="subject", lang=lang).strip()
     try:
-        refuse_line_breaks("subject", subject)
+        check_header_value("subject", subject)
     except InputError:
-        raise TemplateError("the subject rendered with a line break in it", part="subject", lang=lang,
+        raise TemplateError("the subject rendered with a line break or control character in it", part="subject", lang=lang,
                             hint="Keep line breaks out of the subject and of the fields it uses.") from None
     text = render(template.text, variables, part="text", lang=lang) if template.text else ""
     html = render(template.html, variables, html=True, part="html", lang=lang) if template.html else None

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..compose import parse_mailbox, refuse_line_breaks
+from ..compose import check_header_value, parse_mailbox
 from ..durations import parse_duration
 from ..errors import InputError
 from ..vocab import EventType, MessageClass, Role
@@ -269,7 +269,7 @@ def _recipient(data: Any, where: str) -> Recipient:
         raise DefinitionError("a fixed recipient has address, and optionally name and lang", where=where)
     mailbox = parse_mailbox(data["address"], field="recipient")
     name = str(data.get("name") or mailbox.display_name)
-    refuse_line_breaks("recipient name", name)
+    check_header_value("recipient name", name)
     lang = data.get("lang")
     if lang is not None and (not isinstance(lang, str) or not _LANG.match(lang)):
         raise DefinitionError("lang is a two-letter code such as de", where=where)
@@ -284,7 +284,7 @@ def _sender(data: Any, where: str) -> SenderSpec:
     if len(local) > 64 or not _LOCAL_PART.match(local):
         raise DefinitionError("local_part is the part before the @, e.g. jobs", where=f"{where}.local_part")
     display = str(data.get("display_name") or "")
-    refuse_line_breaks("sender display name", display)
+    check_header_value("sender display name", display)
     if len(display) > MAX_NAME:
         raise DefinitionError(f"display_name is at most {MAX_NAME} characters", where=f"{where}.display_name")
     domain = data.get("domain")

@@ -1,7 +1,7 @@
 """workflow digests
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-02 14:14:41.525848
 """
 
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 import postbote.db.schema
 
 
-revision = '0007'
-down_revision = '0006'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """partner registry
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-02 14:05:58.563476
 """
 
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 import postbote.db.schema
 
 
-revision = '0006'
-down_revision = '0005'
+revision = '0008'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
