@@ -220,6 +220,7 @@ def main() -> None:
                 "POSTBOTE_TLS_MODE": "off",
                 "POSTBOTE_LOG_LEVEL": "WARNING",
                 "POSTBOTE_ALLOW_TEST_DOMAINS": "true",
+                "POSTBOTE_ALLOW_PRIVATE_MX": "true",
                 "POSTBOTE_MAX_CONNECTIONS_PER_DOMAIN": "10",
                 "POSTBOTE_SECRET_KEY": "benchmark-only-master-key-0123456789abcdef",
             })

@@ -95,7 +95,7 @@ def run(kind: str, messages: int, domains: int, connections: int, dns: DnsServer
     url, cleanup = store_url(kind, workdir)
     app = App.from_environment(
         DATABASE_URL=url, DNS_NAMESERVERS=[dns.address], SMTP_PORT=port, HELO_NAME="bench.platform.test",
-        MAX_CONNECTIONS_PER_DOMAIN=connections, TLS_MODE="off", LOG_LEVEL="WARNING",
+        MAX_CONNECTIONS_PER_DOMAIN=connections, TLS_MODE="off", LOG_LEVEL="WARNING", ALLOW_PRIVATE_MX=True,
         SECRET_KEY="benchmark-only-master-key", PLATFORM_DOMAIN="platform.test",
     )
     try:

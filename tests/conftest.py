@@ -113,6 +113,7 @@ def make_app(store_url, dns_server, smtp_port):
             LEASE_DURATION="30s",
             SECRET_KEY="test-master-key-not-for-production",
             ALLOW_TEST_DOMAINS=True,
+            ALLOW_PRIVATE_MX=True,  # the fake MX hosts live on loopback
         )
         settings.update(overrides)
         app = App.from_environment(**settings)

@@ -107,16 +107,26 @@ class Resolver:
         return result
 
     async def addresses(self, host: str) -> list[str]:
-        """IPv4 then IPv6 addresses of a host; [] when it has none."""
+        """IPv4 then IPv6 addresses of a host; [] when it has none. What resolved is used: a
+        failed AAAA lookup beside a working A (or the reverse) is no reason to wait, so only
+        when no family gave an address and one failed is that a temporary error."""
         found: list[str] = []
+        failure: DnsTemporaryError | None = None
         for rdtype in ("A", "AAAA"):
-            records, _ = await self._query(host, rdtype)
+            try:
+                records, _ = await self._query(host, rdtype)
+            except DnsTemporaryError as exc:
+                failure = failure or exc
+                continue
             found.extend(r.address for r in records)
+        if failure is not None and not found:
+            raise failure
         return found
 
-    async def mx(self, domain: str) -> MxLookup:
-        """RFC 5321 §5.1 and RFC 7505: MX by preference, implicit MX, null MX."""
-        records, exists = await self._query(domain, "MX")
+    async def mx(self, domain: str, *, fresh: bool = False) -> MxLookup:
+        """RFC 5321 §5.1 and RFC 7505: MX by preference, implicit MX, null MX. ``fresh`` asks
+        again past the cache (an NXDOMAIN cached a moment ago may have been a fault)."""
+        records, exists = await self._query(domain, "MX", fresh=fresh)
         if not exists:
             return MxLookup(domain, nxdomain=True)
         if records:

@@ -13,7 +13,7 @@ import os
 import socket
 from functools import cached_property
 from pathlib import Path
-from typing import Literal, Annotated, Any
+from typing import Literal, Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
@@ -58,6 +58,21 @@ class Partner(BaseModel):
         return value
 
 
+class StageTimeouts(NamedTuple):
+    """Seconds per SMTP stage (RFC 5321 §4.5.3.2)."""
+
+    connect: float
+    greeting: float
+    command: float
+    data: float
+    block: float
+    end: float
+
+    @property
+    def longest(self) -> float:
+        return max(self)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="POSTBOTE_", extra="ignore", frozen=True)
 
@@ -73,7 +88,31 @@ class Settings(BaseSettings):
     DNS_TIMEOUT: float = Field(5.0, description="Seconds one DNS lookup may take in all.")
     SMTP_PORT: int = Field(25, ge=1, le=65535, description="Port of receiving servers (25).")
     SMTP_TIMEOUT: float = Field(
-        60.0, description="Seconds any one SMTP command may wait for its reply."
+        0.0, ge=0, description="When above 0, no SMTP stage waits longer than this many seconds "
+        "(test set-ups); 0: each stage's own timeout below applies.",
+    )
+    # RFC 5321 §4.5.3.2: each stage has its own timeout. The long one after end-of-data keeps a
+    # slow receiver from being sent the same message twice.
+    SMTP_CONNECT_TIMEOUT: str = Field("30s", description="Opening the TCP connection to an MX host.")
+    SMTP_GREETING_TIMEOUT: str = Field("5m", description="Waiting for the 220 greeting (RFC 5321 §4.5.3.2.1).")
+    SMTP_COMMAND_TIMEOUT: str = Field(
+        "5m", description="Waiting for the reply to EHLO, STARTTLS, MAIL, RCPT or RSET (§4.5.3.2.2–3)."
+    )
+    SMTP_DATA_TIMEOUT: str = Field("2m", description="Waiting for the 354 after DATA (§4.5.3.2.4).")
+    SMTP_DATA_BLOCK_TIMEOUT: str = Field(
+        "3m", description="Each block of the message the receiver is slow to read (§4.5.3.2.5)."
+    )
+    SMTP_DATA_END_TIMEOUT: str = Field(
+        "10m", description="Waiting for the reply after the end of the message (§4.5.3.2.6); when "
+        "it runs out the message may have been delivered, and the attempt says so.",
+    )
+    ALLOW_PRIVATE_MX: bool = Field(
+        False, description="Deliver to MX addresses in loopback, private, link-local and other "
+        "non-public ranges; for test set-ups. Off: such an MX is refused without a connection.",
+    )
+    TLS_CA_FILE: str = Field(
+        "", description="PEM file of the certificate authorities TLS_MODE=verify trusts; empty: "
+        "the system's.",
     )
     SOURCE_IPS: CommaList = Field(
         default_factory=list,
@@ -100,7 +139,8 @@ class Settings(BaseSettings):
         "4d", description="How long a message is retried before it expires (RFC 5321 §4.5.4.1)."
     )
     TLS_MODE: TlsMode = Field(
-        TlsMode.OPPORTUNISTIC, description="STARTTLS: opportunistic, required or off."
+        TlsMode.OPPORTUNISTIC, description="STARTTLS: opportunistic, required, verify (required, "
+        "and the certificate must be valid for the MX host) or off."
     )
     API_LISTEN: str = Field("127.0.0.1:8025", description="host:port of the REST API.")
     LEASE_DURATION: str = Field(
@@ -140,7 +180,7 @@ class Settings(BaseSettings):
         "hmac-sha256", description="TSIG algorithm for DNS updates."
     )
     DOMAIN_RECHECK_INTERVAL: str = Field(
-        "1h", description="How often serve re-checks the DNS records of verified domains."
+        "1h", description="How often serve and worker re-check the DNS records of sender domains."
     )
     BATCH_MAX_MESSAGES: int = Field(
         500, ge=1, le=10_000, description="Most messages one POST /v1/messages/batch may carry.",
@@ -186,8 +226,8 @@ class Settings(BaseSettings):
         "too_many_recipients).",
     )
     API_RATE_LIMIT: float = Field(
-        100.0, ge=0, description="API requests per second and tenant, on average, in bursts of twice that "
-        "(more: 429 rate_limited with Retry-After); 0: no limit. Counted per process.",
+        3000.0, ge=0, description="API requests per second and tenant, on average, in bursts of twice that "
+        "(more: 429 rate_limited with Retry-After); 0: no limit. Counted per process; a batch is one request.",
     )
     DNS_MAX_CONCURRENCY: int = Field(
         100, ge=1, description="DNS queries in flight at once in one process; the rest wait their turn.",
@@ -267,7 +307,10 @@ class Settings(BaseSettings):
             parse_duration(step)
         return value
 
-    @field_validator("MAX_LIFETIME", "LEASE_DURATION", "DOMAIN_RECHECK_INTERVAL", "RETURN_PATH_LIFETIME")
+    @field_validator("MAX_LIFETIME", "LEASE_DURATION", "DOMAIN_RECHECK_INTERVAL", "RETURN_PATH_LIFETIME",
+                     "SMTP_CONNECT_TIMEOUT",
+                     "SMTP_GREETING_TIMEOUT", "SMTP_COMMAND_TIMEOUT", "SMTP_DATA_TIMEOUT",
+                     "SMTP_DATA_BLOCK_TIMEOUT", "SMTP_DATA_END_TIMEOUT")
     @classmethod
     def _check_duration(cls, value: str) -> str:
         parse_duration(value)
@@ -292,6 +335,13 @@ class Settings(BaseSettings):
     @cached_property
     def lease_seconds(self) -> float:
         return parse_duration(self.LEASE_DURATION)
+
+    @cached_property
+    def smtp_timeouts(self) -> "StageTimeouts":
+        cap = self.SMTP_TIMEOUT or float("inf")
+        return StageTimeouts(*(min(parse_duration(v), cap) for v in (
+            self.SMTP_CONNECT_TIMEOUT, self.SMTP_GREETING_TIMEOUT, self.SMTP_COMMAND_TIMEOUT,
+            self.SMTP_DATA_TIMEOUT, self.SMTP_DATA_BLOCK_TIMEOUT, self.SMTP_DATA_END_TIMEOUT)))
 
     @cached_property
     def helo_name(self) -> str:

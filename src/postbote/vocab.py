@@ -62,6 +62,7 @@ class TlsMode(StrEnum):
 
     OPPORTUNISTIC = "opportunistic"  # use STARTTLS when offered, certificate not checked
     REQUIRED = "required"  # refuse to send in clear; defer when STARTTLS is missing
+    VERIFY = "verify"  # required, and the certificate must be valid for the MX host (PKIX)
     OFF = "off"  # never start TLS
 
 
@@ -157,5 +158,6 @@ class Outcome(StrEnum):
     RECIPIENT_REFUSED = "recipient_refused"  # syntax, domain, mail server
     TEMPLATE_FAILED = "template_failed"  # rendered at save time, failed with this event's data
     WOULD_SEND = "would_send"  # dry run
+    COLLECTED = "collected"  # added to the recipient's digest, sent when it is due
     WORKFLOW_DISABLED = "workflow_disabled"  # disabled while its mail was waiting for its time
     DELAY_FIELD_INVALID = "delay_field_invalid"  # the date a delay counts from is missing or no date

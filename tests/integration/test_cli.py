@@ -29,6 +29,7 @@ def cli_env(app) -> dict:
         "POSTBOTE_SECRET_KEY": s.SECRET_KEY,
         "POSTBOTE_PLATFORM_DOMAIN": s.PLATFORM_DOMAIN,
         "POSTBOTE_ALLOW_TEST_DOMAINS": "true",
+        "POSTBOTE_ALLOW_PRIVATE_MX": "true",
     })
     return env
 

@@ -37,6 +37,7 @@ def worker_env(app) -> dict:
         "POSTBOTE_LEASE_DURATION": "2s",
         "POSTBOTE_MAX_INFLIGHT": "300",
         "POSTBOTE_LOG_LEVEL": "WARNING",
+        "POSTBOTE_ALLOW_PRIVATE_MX": "true",
     })
     return env
 

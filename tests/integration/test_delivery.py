@@ -95,7 +95,8 @@ def test_greylisting_is_retried_from_the_same_source_ip(make_app, zone, smtp_por
     assert first.outcome == "temporary" and first.reply_code == 450 and "Greylisted" in first.reply
     assert second.outcome == "delivered"
     assert first.source_ip == second.source_ip
-    assert len(set(mx.connections)) == 1 and len(mx.connections) == 2
+    # One connection or two (the retry may come while the first still lingers), from one address.
+    assert set(mx.connections) == {first.source_ip} and len(mx.connections) in (1, 2)
     assert (second.started_at - first.started_at).total_seconds() >= 0.9  # RETRY_SCHEDULE=1s
 
 

@@ -17,9 +17,10 @@ from postbote.api import create_api
 from postbote.db.schema import workflow_messages
 from postbote.tenants import add_tenant, create_key
 from postbote.testing import Receiver
-from postbote.workflows import Deps, run_due
+from postbote.tenants import get_tenant
+from postbote.workflows import Deps, handle_event, run_due
 from postbote.workflows.delays import claim_job
-from tests.conftest import MX1, run_worker
+from tests.conftest import MX1, MX3, run_worker
 from tests.support.mail import dkim_verifies, it_team_publishes, publish_to_zone
 
 
@@ -296,12 +297,14 @@ def test_bad_events_get_a_stable_code(api, event, code):
     assert refused.json()["error"]["hint"]
 
 
-def test_a_subject_that_renders_a_line_break_is_not_sent(api):
+@pytest.mark.parametrize("name", ["Lea\r\nBcc: victim@example.test", "Lea\u2028Bcc: victim@example.test",
+                                  "Lea\x85Bcc: victim@example.test", "Lea\x0bBcc: victim@example.test"])
+def test_a_subject_that_renders_a_line_break_is_not_sent(api, name):
     workflow = stage_workflow(domain=None)
     workflow["actions"][0]["templates"]["de"]["subject"] = "Hallo {{ fields.stage }} {{ candidate.name }}"
     api.post("/v1/workflows", json=workflow, headers=auth(api))
-    event = stage_event("c-13")
-    event["people"]["candidate"]["name"] = "Lea\r\nBcc: victim@example.test"
+    event = stage_event("c-13")  # the name reaches the subject through the template, not as a header
+    event["people"]["candidate"]["name"] = name
     [result] = api.post("/v1/events", json=event, headers=auth(api)).json()["results"]
     assert result["outcome"] == "template_failed" and "line break" in result["reason"]
 
@@ -449,3 +452,103 @@ def test_a_slow_template_does_not_stop_the_event_loop(api):
         return ticks
 
     assert asyncio.run(main()) >= 5  # the render takes its 0.5 s limit; on the loop itself, 0 ticks
+
+
+def test_digest_five_events_one_mail_listing_five(api, smtp_port):
+    app = api.app_ref
+    digest = {
+        "name": "Absences awaiting approval", "trigger": "absence.requested",
+        "actions": [{"recipients": [{"role": "manager"}], "sender": {"domain": None},
+                     "digest": {"at": "08:00", "timezone": "Europe/Berlin"},
+                     "templates": {"de": {"subject": "{{ count }} Anträge warten auf Sie",
+                                          "text": "{% for e in events %}- {{ e.employee.name }}: {{ e.fields.days }} Tage\n"
+                                                  "{% endfor %}"}}}],
+    }
+    assert api.post("/v1/workflows", json=digest, headers=auth(api)).status_code == 201
+    monday = datetime(2030, 3, 4, 10, 0, tzinfo=timezone.utc)
+    deps = Deps(app.engine, app.settings, app.resolver)
+    answers = []
+    for i in range(5):
+        event = {"type": "absence.requested", "idempotency_key": f"abs-{i}",
+                 "occurred_at": (monday.replace(hour=10 + i)).isoformat(),
+                 "people": {"manager": {"email": "chefin@kandidaten.test", "name": "Chefin", "lang": "de"},
+                            "employee": {"email": f"e{i}@kandidaten.test", "name": f"Person {i}"}},
+                 "fields": {"days": i + 1}}
+        answers.append(asyncio.run(handle_event(deps, get_tenant(app.engine, "acme"), event, now=monday.replace(hour=10 + i))))
+    results = [a["results"][0] for a in answers]
+    assert {r["outcome"] for r in results} == {"collected"} and {r["due_at"] for r in results} == {"2030-03-05T07:00:00Z"}
+    assert all(a["messages"] == [] for a in answers)
+    assert asyncio.run(run_due(deps, now=datetime(2030, 3, 5, 6, 59, tzinfo=timezone.utc))) == []
+    [sent] = asyncio.run(run_due(deps, now=datetime(2030, 3, 5, 7, 0, tzinfo=timezone.utc)))
+    assert sent.outcome.value == "sent" and sent.recipient == "chefin@kandidaten.test"
+    digest_id = int(results[0]["reason"].split()[3].rstrip(","))
+    shown = api.get(f"/v1/digests/{digest_id}", headers=auth(api)).json()
+    assert shown["message_id"] == sent.message_id and shown["events"] == [a["id"] for a in answers]
+    assert api.get(f"/v1/digests/{digest_id}", headers=auth(api, "globex")).status_code == 404
+    with Receiver(MX1, smtp_port) as mx:
+        run_worker(app)
+    [received] = mx.messages
+    assert received.recipients == ("chefin@kandidaten.test",)
+    assert subject_of(received.data) == "5 Anträge warten auf Sie"
+    assert body_of(received.data).splitlines() == [f"- Person {i}: {i + 1} Tage" for i in range(5)]
+    sixth = {"type": "absence.requested", "idempotency_key": "abs-6",
+             "people": {"manager": {"email": "chefin@kandidaten.test", "lang": "de"}}, "fields": {"days": 1}}
+    later = asyncio.run(handle_event(deps, get_tenant(app.engine, "acme"), sixth, now=datetime(2030, 3, 5, 9, 0, tzinfo=timezone.utc)))
+    assert later["results"][0]["outcome"] == "collected" and later["results"][0]["due_at"] == "2030-03-06T07:00:00Z"
+
+
+@pytest.mark.parametrize("change, where", [
+    ({"digest": {"window": "10s"}}, "actions[0].digest.window"),
+    ({"digest": {"at": "25:00"}}, "actions[0].digest.at"),
+    ({"digest": {"every": "1d"}}, "actions[0].digest"),
+    ({"digest": {"window": "1d"}, "_delay": True}, "delay"),
+])
+def test_bad_digests_are_refused(api, change, where):
+    workflow = stage_workflow(domain=None)
+    change = dict(change)  # the parameters are shared by both stores' runs
+    if change.pop("_delay", False):
+        workflow["delay"] = {"offset": "1h"}
+    workflow["actions"][0].update(change)
+    refused = api.post("/v1/workflows", json=workflow, headers=auth(api))
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "workflow_invalid" and refused.json()["error"]["details"][0]["where"] == where
+
+
+def test_unsubscribe_by_the_mailto_in_the_header(api, smtp_port):
+    import smtplib
+    from urllib.parse import unquote
+
+    from postbote.inbound import start_inbound
+
+    app = api.app_ref
+    api.post("/v1/workflows", json=bulk_workflow(), headers=auth(api))
+    api.post("/v1/events", json={**stage_event("m-1"), "type": "candidate.applied"}, headers=auth(api))
+    with Receiver(MX1, smtp_port) as mx:
+        run_worker(app)
+    header = email.message_from_bytes(mx.messages[0].data)["List-Unsubscribe"].replace("\r\n", "")
+    mailto = next(p.strip(" <>") for p in header.split(",") if "mailto:" in p).removeprefix("mailto:")
+    address, _, query = mailto.partition("?")
+    subject = unquote(query.removeprefix("subject="))
+    assert address == "unsubscribe@rp.platform.test" and subject.startswith("unsubscribe ")
+    controller = start_inbound(app.settings, app.engine, f"{MX3}:{smtp_port}")
+    try:
+        def mail(subject_line: str) -> None:
+            with smtplib.SMTP(MX3, smtp_port, timeout=10) as client:
+                client.sendmail("lea@kandidaten.test", [address],
+                                f"From: lea@kandidaten.test\r\nTo: {address}\r\nSubject: {subject_line}\r\n\r\nx\r\n".encode())
+
+        mail(subject[:-3] + ("AAA" if not subject.endswith("AAA") else "BBB"))  # altered: nothing happens
+        assert api.get("/v1/suppressions", headers=auth(api)).json() == []
+        mail(subject)
+        [entry] = api.get("/v1/suppressions", headers=auth(api)).json()
+        assert (entry["address"], entry["reason"]) == ("lea@kandidaten.test", "unsubscribed")
+    finally:
+        controller.stop()
+
+
+def test_an_oversized_workflow_is_refused(api):
+    workflow = stage_workflow(domain=None)
+    workflow["actions"][0]["templates"] = {lang: {"subject": "s", "text": "x" * 60_000, "html": "y" * 60_000}
+                                           for lang in ("de", "en", "es", "fr", "it")}
+    refused = api.post("/v1/workflows", json=workflow, headers=auth(api))
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "workflow_too_large"

@@ -48,6 +48,9 @@ def build(subject: str, name: str, reply_name: str = "Jobs"):
                  '"Bank" <security@bank.example>', name="ACME", reply_name="Jobs")
 @example(subject="x" * 80 + "\x1cFrom: ceo@acme.test", name="ACME", reply_name="Jobs")
 @example(subject="Hallo", name="ACME\u2028From: ceo@acme.test", reply_name="Jobs")
+@example(subject=" ", name="ACME", reply_name="Jo\x01bs")  # an empty subject must not hide the attack
+@example(subject=" 0", name="ACME", reply_name="Jobs")  # a leading space survives the parser too
+@example(subject="=?utf-8?q?From:_ceo@acme.test?= ", name="ACME", reply_name="Jobs")  # read as text, not decoded
 def test_any_header_value_is_refused_or_comes_back_exactly(subject, name, reply_name):
     hostile = unsafe(subject) or unsafe(name) or unsafe(reply_name)
     try:

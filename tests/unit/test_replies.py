@@ -68,6 +68,14 @@ PROBES = {
     "local.slowed-down": Reply.local("not attempted: busy.example asked to slow down (450 4.7.1 Too many messages); "
                                      "retry in 900 seconds"),
     "local.tls-required": Reply.local("mx.example [198.51.100.7] does not offer STARTTLS and TLS_MODE is required"),
+    "local.tls-certificate": Reply.local("mx.example [198.51.100.7]: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify "
+                                         "failed: Hostname mismatch during STARTTLS"),
+    "local.greeting-refused": Reply.local("mx.example [198.51.100.7] refused the session at its greeting: 554 5.7.1 "
+                                          "User unknown; trying the next MX host or again later"),
+    "local.protocol-error": Reply.local("protocol error: mx.example [198.51.100.7] answered with a line that is no "
+                                        "SMTP reply (no code): 'hello' during RCPT TO"),
+    "local.nxdomain-unconfirmed": Reply.local("the domain kunde.example does not exist (NXDOMAIN); asking again later "
+                                              "before giving up"),
     "enhanced.bad-system": Reply.from_smtp(550, "5.1.2 Zielsystem unbekannt"),
     "enhanced.unknown-user-temporary": Reply.from_smtp(450, "4.1.1 Empfängerprüfung negativ"),
     "enhanced.disabled": Reply.from_smtp(550, "5.2.1 Zustellung nicht möglich"),

@@ -32,7 +32,12 @@ def test_delivered_bounced_deferred_expired():
     temporary = classify(Reply.from_smtp(450, "4.2.0 Greylisted"))
     deferred = decide(temporary, failures=2, now=NOW, created_at=NOW, expires_at=LATER, policy=POLICY)
     assert deferred.state is DeliveryState.DEFERRED and deferred.next_attempt_at == NOW + timedelta(seconds=600)
-    expired = decide(temporary, failures=2, now=NOW, created_at=NOW, expires_at=NOW + timedelta(seconds=599), policy=POLICY)
+    # The schedule's next step would come after the lifetime: one more attempt at its very end …
+    last = decide(temporary, failures=2, now=NOW, created_at=NOW, expires_at=NOW + timedelta(seconds=599), policy=POLICY)
+    assert last.state is DeliveryState.DEFERRED and last.next_attempt_at == NOW + timedelta(seconds=599)
+    # … and a temporary failure at (or after) the end expires it.
+    expired = decide(temporary, failures=3, now=NOW + timedelta(seconds=599), created_at=NOW,
+                     expires_at=NOW + timedelta(seconds=599), policy=POLICY)
     assert expired.state is DeliveryState.EXPIRED
 
 
@@ -59,8 +64,24 @@ def test_rate_limits_wait_at_least_their_minimum_and_full_mailboxes_give_up():
     full = classify(Reply.from_smtp(452, "4.2.2 Mailbox full"))
     assert full.temporary and full.give_up_after == 86400
     young = decide(full, failures=3, now=NOW + timedelta(hours=2), created_at=NOW, expires_at=LATER, policy=POLICY)
-    old = decide(full, failures=9, now=NOW + timedelta(hours=23, minutes=50), created_at=NOW, expires_at=LATER, policy=POLICY)
+    last = decide(full, failures=9, now=NOW + timedelta(hours=23, minutes=50), created_at=NOW, expires_at=LATER, policy=POLICY)
+    old = decide(full, failures=10, now=NOW + timedelta(hours=24), created_at=NOW, expires_at=LATER, policy=POLICY)
     assert young.state is DeliveryState.DEFERRED and old.state is DeliveryState.EXPIRED
+    assert last.state is DeliveryState.DEFERRED and last.next_attempt_at == NOW + timedelta(hours=24)
+
+
+def test_the_last_attempt_comes_at_the_end_of_the_lifetime_not_before():
+    """With the default schedule and 4 days, the step before the end falls ~3¾ h short of it."""
+    policy = RetryPolicy(tuple(parse_duration(s) for s in "5m,10m,20m,40m,1h,2h,4h".split(",")), jitter=0)
+    busy = classify(Reply.from_smtp(451, "4.3.0 Temporary local problem"))
+    now, failures = NOW, 0
+    while True:
+        failures += 1
+        decision = decide(busy, failures=failures, now=now, created_at=NOW, expires_at=LATER, policy=policy)
+        if decision.state is DeliveryState.EXPIRED:
+            break
+        now = decision.next_attempt_at
+    assert now == LATER  # the final attempt was made at the end of the 4 days
 
 
 def test_enhanced_code_is_read_only_at_the_start():

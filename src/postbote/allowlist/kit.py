@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from ..db.schema import iso_utc, utcnow
 from ..dns import DnsTemporaryError, Resolver
-from ..domains import list_domains
+from ..domains import list_domains, list_partners
 from ..settings import Settings
 from ..vocab import DomainState
 
@@ -100,7 +100,7 @@ async def build_kit(engine: Engine, resolver: Resolver, settings: Settings, *, t
         dkim_domains=(*tenant_domains, settings.PLATFORM_DOMAIN),
         spf_include=settings.return_path_host,
     )
-    chosen = list(settings.PARTNERS if partners is None else partners)
+    chosen = list(list_partners(engine, settings) if partners is None else partners)
     senders = [platform]
     for partner in chosen:
         hosts = tuple([await _resolve(resolver, host) for host in partner.hosts])

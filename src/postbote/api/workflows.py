@@ -4,6 +4,7 @@ tenant's workflow or event answers 404, as if absent."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 from typing import Any, Callable
 
@@ -12,9 +13,11 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..app import App
+from ..domains import list_partners
 from ..tenants import Tenant
 from ..workflows import (
     Deps,
+    digest_of,
     handle_event,
     list_versions,
     list_workflows,
@@ -99,16 +102,18 @@ _PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Unsubscribe</
 
 def add_workflow_routes(api: FastAPI, app: App, tenant: Callable[..., Tenant], errors: dict) -> None:
     def deps() -> Deps:
-        return Deps(app.engine, app.settings, app.resolver)
+        return Deps(app.engine, app.settings, app.resolver, app.acceptor)
 
     @api.post("/v1/events", responses=errors)
-    async def post_event(body: EventRequest, who: Tenant = Depends(tenant)) -> dict:
+    def post_event(body: EventRequest, who: Tenant = Depends(tenant)) -> dict:
         """An event from the HR platform. The answer lists, per matching workflow and recipient,
         the message made (`outcome: sent`, its id, workflow id and version) or why none was
         (`no_workflow`, `condition_false`, `delayed` with `due_at`, `recipient_suppressed`,
         `recipient_without_address`, …). A repeated `idempotency_key` fires nothing and gets the
         first answer again, with `duplicate: true`."""
-        return await handle_event(deps(), who, _event(body), dry_run=body.dry_run)
+        # In the server's thread pool, one loop per request: events are handled side by side while
+        # one waits for the store or signs (RSA releases the GIL).
+        return asyncio.run(handle_event(deps(), who, _event(body), dry_run=body.dry_run))
 
     @api.get("/v1/events/{event_id}", responses=errors)
     def get_event(event_id: int, who: Tenant = Depends(tenant)) -> dict:
@@ -183,6 +188,18 @@ def add_workflow_routes(api: FastAPI, app: App, tenant: Callable[..., Tenant], e
         """A page with the unsubscribe button; a GET changes nothing (mail scanners follow links)."""
         item = read_token(app.settings.SECRET_KEY, token)
         return HTMLResponse(_PAGE.format(address=html.escape(item.address), token=html.escape(token, quote=True)))
+
+    @api.get("/v1/digests/{digest_id}", responses=errors)
+    def get_digest(digest_id: int, who: Tenant = Depends(tenant)) -> dict:
+        """A digest: the events it collected, when it is due, and the message it became."""
+        return digest_of(app.engine, who.id, digest_id)
+
+    @api.get("/v1/partners", responses=errors, tags=["partners"])
+    def get_partners(who: Tenant = Depends(tenant)) -> list[dict]:
+        """The partners that send in tenants' names (the e-signature provider): name, ips, hosts,
+        spf_include, dkim_domain, dkim_selector. Their verdict per domain is in
+        `GET /v1/domains/{domain}/check` under `partners`."""
+        return [p.to_dict() for p in list_partners(app.engine, app.settings)]
 
     @api.get("/v1/workflow-settings", responses=errors)
     def get_settings(who: Tenant = Depends(tenant)) -> dict:

@@ -109,8 +109,7 @@ def check(domain: str, tenant: Optional[str] = TenantOpt, as_json: bool = JsonOp
             if finding["fix"]:
                 console.print(f"       fix: {cell(finding['fix'])}", highlight=False)
         for partner in data["partners"]:
-            state = "passes DMARC" if partner["passes_dmarc"] else "does not pass DMARC"
-            console.print(cell(f"PARTNER {partner['name']}: {state}" + (f" — {partner['fix']}" if partner["fix"] else "")))
+            console.print(cell(f"PARTNER {partner['verdict']}"), highlight=False)
 
 
 @domain_cli.command("rotate-key")

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import signal
 import sys
 from typing import Optional
 
 import typer
 
-from ..app import App
 from ..compose import Draft
 from ..db import upgrade
 from ..db.engine import write_private
@@ -23,7 +18,7 @@ from ..explaining import explain_lines, explain_reply, message_story
 from ..explaining import report as build_report
 from ..sending import send as send_message
 from ..sending import vault_for
-from ..settings import Settings, config_path, load_settings
+from ..settings import config_path, load_settings
 from .. import __version__
 from ..tenants import add_tenant, get_tenant, list_tenants, set_sender_policy
 from ..views import accepted_json, message_json
@@ -73,18 +68,15 @@ def worker(
     timeout: Optional[float] = typer.Option(None, "--timeout", help="Exit after this many seconds."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Deliver queued mail."""
+    """Deliver queued mail, and re-check sender domains on schedule (no serve needed)."""
+    from ..runtime import configure_logging, preflight, run_worker
+
     with guarded(as_json) as app:
         if app.settings.SECRET_KEY:  # a worker signs nothing, but a weak key given to it is still refused
             require_secret_key(app.settings.SECRET_KEY)
-        app.check_store()
-        _logging(app.settings)
-
-        async def main():
-            stop = _stop_on_signals()
-            return await app.worker().run(until_done=until_done, timeout=timeout, stop=stop)
-
-        stats = run_async(main())
+        preflight(app)
+        configure_logging(app.settings.LOG_LEVEL)
+        stats = run_async(run_worker(app, until_done=until_done, timeout=timeout))
         summary = {"claimed": stats.claimed, "outcomes": dict(stats.outcomes), "seconds": round(stats.seconds, 3)}
         if as_json:
             emit_json(summary)
@@ -94,45 +86,15 @@ def worker(
 
 @cli.command()
 def serve() -> None:
-    """Run the REST API and a delivery worker in one process."""
-    import uvicorn
-
-    from ..api import create_api
-    from ..inbound import start_inbound
-    from ..workflows import Deps, send_due_forever
+    """Run the REST API, a delivery worker, the domain re-checks (and the bounce receiver) in one process."""
+    from ..runtime import bind_api_socket, configure_logging, preflight, run_serve
 
     with guarded() as app:
         require_secret_key(app.settings.SECRET_KEY)
-        app.check_store()
-        _logging(app.settings)
-        host, port = app.settings.api_host_port
-
-        class Server(uvicorn.Server):
-            @contextlib.contextmanager
-            def capture_signals(self):
-                yield  # SIGTERM and SIGINT stop API and worker together, below
-
-        async def main():
-            server = Server(uvicorn.Config(create_api(app), host=host, port=port, log_level="warning"))
-            stop = _stop_on_signals()
-            delivering = asyncio.create_task(app.worker().run(stop=stop))
-            console.print(f"Postbote API on http://{host}:{port} (docs at /docs); delivering.")
-            inbound = start_inbound(app.settings, app.engine) if app.settings.INBOUND_LISTEN else None
-            if inbound:
-                console.print(f"Bounce receiver on {app.settings.INBOUND_LISTEN}.")
-            serving = asyncio.create_task(server.serve())
-            rechecking = asyncio.create_task(_recheck_domains(app, stop))
-            waiting = asyncio.create_task(send_due_forever(Deps(app.engine, app.settings, app.resolver), stop))
-            stopping = asyncio.create_task(stop.wait())
-            # Either a signal, or the API could not start (its port taken): stop both halves.
-            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            server.should_exit = True
-            stop.set()
-            await asyncio.gather(serving, delivering, rechecking, waiting)
-            if inbound:
-                inbound.stop()
-
-        run_async(main())
+        preflight(app)
+        api_socket = bind_api_socket(*app.settings.api_host_port)
+        configure_logging(app.settings.LOG_LEVEL)
+        run_async(run_serve(app, api_socket, console.print))
 
 
 @tenant_cli.command("add")
@@ -256,53 +218,15 @@ def report(
         emit_json(data) if as_json else console.print(render.report(data))
 
 
-async def _recheck_domains(app: App, stop: asyncio.Event) -> None:
-    """Re-check every sender domain in DNS on the DOMAIN_RECHECK_INTERVAL schedule."""
-    from ..domain_service import recheck_all
-
-    from ..holding import expire_held
-
-    log = logging.getLogger("postbote.domains")
-    while not stop.is_set():
-        try:
-            for name, before, after in await recheck_all(app):
-                if before != after:
-                    log.warning("domain %s: %s -> %s", name, before, after)
-        except Exception:
-            log.exception("domain re-check failed")
-        try:
-            expired = await asyncio.to_thread(expire_held, app.engine)
-            if expired:
-                log.info("%d held recipient(s) expired after MAX_LIFETIME", expired)
-        except Exception:
-            log.exception("expiring held mail failed")
-        try:
-            await asyncio.wait_for(stop.wait(), app.settings.recheck_seconds)
-        except asyncio.TimeoutError:
-            pass
-
-
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
-
-
-def _logging(settings: Settings) -> None:
-    from ..logs import configure
-
-    configure(settings.LOG_LEVEL)  # every line escaped: input cannot forge log lines
-
-
 def main() -> None:
     from .domains import domain_cli, platform_cli
     from .inbound import inbound_cli
     from .messages import message_cli
     from .recipients import address_cli, suppression_cli
+    from .partners import partner_cli
     from .workflows import event_cli, workflow_cli
 
+    cli.add_typer(partner_cli, name="partner")
     cli.add_typer(event_cli, name="event")
     cli.add_typer(workflow_cli, name="workflow")
     cli.add_typer(domain_cli, name="domain")

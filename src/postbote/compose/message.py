@@ -55,13 +55,15 @@ def compose(draft: Draft, *, id_domain: str, message_id: str | None = None) -> C
     # The envelope: everyone, once. Bcc recipients are in it and nowhere else (RFC 5322 §3.6.3).
     recipients = _unique_recipients([*draft.recipients, *draft.cc, *draft.bcc])
     check_header_value("subject", draft.subject)
+    # Every header value is checked for injection before anything else is judged, so an attack
+    # is always refused as one (header_injection), whatever else is wrong with the draft.
+    reply_to = parse_mailbox(draft.reply_to, field="reply-to") if draft.reply_to else None
     if not draft.subject.strip():
         raise InvalidMessageError("The subject is empty.", hint="Give every message a subject.")
     if len(draft.subject) > _MAX_SUBJECT:
         raise InvalidMessageError(f"The subject is longer than {_MAX_SUBJECT} characters.")
     if not draft.text.strip() and not (draft.html or "").strip():
         raise InvalidMessageError("The message has no body.", hint="Give a text or an HTML body.")
-    reply_to = parse_mailbox(draft.reply_to, field="reply-to") if draft.reply_to else None
 
     id_ = message_id or new_message_id()
     message_id_header = f"<{id_}@{id_domain}>"

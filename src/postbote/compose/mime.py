@@ -23,9 +23,12 @@ def header(name: str, value: str) -> str:
     this is the last line of defence, because the folder would turn some of them into line breaks."""
     if unsafe_character(value) is not None:
         raise ValueError(f"unsafe character in the {name} header")
-    if value.isascii() and len(name) + 2 + len(value) <= 78:
+    # Written as it is only when a parser reads it back unchanged: no space at either end (the
+    # parser drops it) and nothing that looks like an encoded word (RFC 2047 §2: "=?").
+    plain = value.isascii() and value == value.strip() and "=?" not in value
+    if plain and len(name) + 2 + len(value) <= 78:
         return f"{name}: {value}{CRLF}"
-    charset = "us-ascii" if value.isascii() else "utf-8"
+    charset = "us-ascii" if plain else "utf-8"
     return f"{name}: {Header(value, charset, header_name=name).encode(linesep=CRLF)}{CRLF}"
 
 

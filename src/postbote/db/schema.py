@@ -342,3 +342,48 @@ workflow_tenant_settings = Table(
     Column("tenant_id", ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
     Column("fallback_language", String(8), nullable=False),
 )
+
+partners = Table(
+    "partners",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("ips", JSON, nullable=False),
+    Column("hosts", JSON, nullable=False),
+    Column("spf_include", String(253)),
+    Column("dkim_domain", String(253)),
+    Column("dkim_selector", String(63)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("removed_at", UTCDateTime),  # kept, so the old settings never seed it again
+)
+
+# Digests: an action that collects a recipient's events over a window into one mail.
+workflow_digests = Table(
+    "workflow_digests",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("tenant_id", ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("workflow_id", ForeignKey("workflows.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),  # of the event that opened it
+    Column("action", Integer, nullable=False),
+    Column("recipient", Integer, nullable=False),
+    Column("address", String(320), nullable=False),
+    # Set while the digest collects, NULL once it is sent: one open digest per action and address.
+    Column("open_key", String(400), unique=True),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("state", String(16), nullable=False),  # open | running | done
+    Column("message_id", String(32)),
+    Column("outcome", JSON),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_workflow_digests_due", "state", "due_at"),
+)
+
+workflow_digest_events = Table(
+    "workflow_digest_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("digest_id", ForeignKey("workflow_digests.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", BigInteger, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("digest_id", "event_id"),
+)

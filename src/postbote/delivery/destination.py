@@ -16,7 +16,7 @@ from ..replies import Reply, classify
 from ..vocab import ReplyCategory
 from .connection import Connection, ConnectFailure
 from .job import Job, Route, same_reply
-from .transaction import transact
+from .transaction import too_many_recipients, transact
 from .transcript import Transcript
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ class Destination:
 
     async def _sender(self) -> None:
         conn: Connection | None = None
+        failed = False
         try:
             mx = await self._lookup()
             if mx is None:
@@ -81,19 +82,24 @@ class Destination:
                     return
         except Exception:  # a bug must not strand the jobs: they go back when their lease ends
             log.exception("sender for %s failed", self.domain)
+            failed = True
         finally:
             self.senders -= 1
             if conn is not None:
                 await conn.close()
             if self.senders == 0 and not self.jobs:
                 self.worker.retire(self)
+            elif self.senders == 0 and not self.worker.stopping and not failed:
+                # Jobs came while this sender was leaving (or it failed): never leave them unsent.
+                self.senders += 1
+                self.worker.spawn(self._sender())
 
     async def _next_job(self) -> Job | None:
         while not self.worker.stopping:
             while self.jobs:
                 job = self.jobs.popleft()
                 # Sending on a lease about to run out could race another worker's claim.
-                if utcnow() + timedelta(seconds=self.worker.lease_margin) >= job.lease_expires_at:
+                if utcnow() + timedelta(seconds=self.worker.lease_margin) >= self.worker.lease_expires_at(job):
                     self.worker.forget(job)
                     continue
                 return job
@@ -101,7 +107,8 @@ class Destination:
             try:
                 await asyncio.wait_for(self._more.wait(), _LINGER)
             except asyncio.TimeoutError:
-                return None
+                if not self.jobs:  # a job put in the same instant as the timeout is still taken
+                    return None
         return None
 
     async def _lookup(self) -> MxLookup | None:
@@ -109,14 +116,17 @@ class Destination:
         started = utcnow()
         try:
             mx = await self.worker.resolver.mx(self.domain)
-        except DnsTemporaryError as exc:
+            if mx.nxdomain:  # the domain existed at acceptance: ask once more, past the cache
+                mx = await self.worker.resolver.mx(self.domain, fresh=True)
+        except DnsTemporaryError as exc:  # a DNS failure that may pass is never a bounce
             self._fail_all(None, Reply.local(str(exc)), Transcript(), started, Route())
+            return None
+        if mx.nxdomain:
+            self._settle_nxdomain(started)
             return None
         reason, status = None, None
         if mx.null_mx:
             reason, status = f"{self.domain} publishes a null MX (RFC 7505): it accepts no mail", "5.1.10"
-        elif mx.nxdomain:
-            reason, status = f"the domain {self.domain} does not exist (NXDOMAIN)", "5.1.2"
         elif mx.no_address:
             reason, status = f"{self.domain} has no MX record and no address (RFC 5321 §5.1)", "5.1.2"
         if reason:
@@ -126,13 +136,31 @@ class Destination:
             return None
         return mx
 
+    def _settle_nxdomain(self, started) -> None:
+        """NXDOMAIN for a domain that existed when the message was accepted. One such answer can
+        be a fault of some name server on the way, so the first one defers; a delivery bounces
+        only when the next attempt, a retry interval later, gets NXDOMAIN again. The address is
+        not suppressed either way: it is the domain that is missing, and every new message to it
+        is checked in DNS at acceptance anyway."""
+        once = Reply.local(f"the domain {self.domain} does not exist (NXDOMAIN); asking again later before giving up")
+        again = Reply.local(f"the domain {self.domain} does not exist (NXDOMAIN), also when asked again "
+                            "after a retry interval", "5.1.2")
+        for job in self.drain():
+            replies = {d.recipient: again if d.last_category == ReplyCategory.HOST_UNKNOWN.value else once
+                       for d in job.deliveries}
+            self.worker.report(job, replies, started, Route(), Transcript([f"* {replies[job.recipients[0]].text}"]))
+
     async def _send(self, conn: Connection, job: Job) -> None:
         started = utcnow()
         reused = conn.transactions > 0
-        result = await transact(conn, job.message.mail_from, job.recipients, job.message.raw)
+        result = await transact(conn, job.message.mail_from, job.recipients, job.message.raw,
+                                self.worker.settings.smtp_timeouts)
         route = Route(conn.mx_host, conn.mx_ip, conn.tls, reused)
-        self.worker.report(job, result.replies, started, route, conn.preamble.extended(result.transcript))
+        written = self.worker.report(job, result.replies, started, route, conn.preamble.extended(result.transcript))
         self._slow_down_if_asked(result.replies.values(), conn.mx_host)
+        # The next message goes on this connection only once the store knows how this one went:
+        # a crash now can repeat at most this one message per connection, never a backlog.
+        await written
 
     def _slow_down_if_asked(self, replies, mx_host: str) -> None:
         """A receiver that says "too much, too fast" gets nothing more from this worker until the
@@ -143,6 +171,8 @@ class Destination:
                 continue
             if (reply.enhanced_code or "").startswith("4.2."):
                 continue  # X.2.x is about one mailbox ("receiving mail too quickly"), not about us
+            if too_many_recipients(reply):
+                continue  # a limit per transaction (RFC 5321 §4.5.3.1.10), not "too fast"
             meaning = classify(reply, mx_host)
             if meaning.category is ReplyCategory.RATE_LIMITED and meaning.temporary:
                 wait = meaning.retry_after if meaning.retry_after is not None else meaning.min_wait

@@ -102,12 +102,14 @@ def outcome_updates(
                 attempt=attempt,
                 reason=str(reply),
                 at=now,
+                recipient=delivery.recipient,
                 **_suppression(meaning, decision.state),
             )
         )
     return updates
 
 
+_DOMAIN_GONE = ("local.no-such-domain", "local.nxdomain-unconfirmed")
 MAILBOX_FULL_SUPPRESSION = 30 * 86400  # a mailbox full until we gave up: not forever
 
 
@@ -116,6 +118,8 @@ def _suppression(meaning, state: DeliveryState) -> dict:
     mailbox that stayed full for a while (it may be emptied one day)."""
     if meaning is None:
         return {}
+    if meaning.rule in _DOMAIN_GONE:
+        return {}  # the domain is missing, not the mailbox: acceptance checks domains anyway
     if meaning.suppress and state is DeliveryState.BOUNCED:
         return {"suppress": True}
     if meaning.category is ReplyCategory.MAILBOX_FULL and state in (DeliveryState.BOUNCED, DeliveryState.EXPIRED):

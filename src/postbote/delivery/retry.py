@@ -3,8 +3,9 @@
 The schedule comes from RETRY_SCHEDULE (the last step repeats), stretched by ±RETRY_JITTER so
 that deliveries deferred together do not all come back in the same second. A reply that names
 its own wait ("try again in 300 seconds") is honoured instead. A delivery whose next attempt
-would fall after the message's expiry ends ``expired`` with its last reply (RFC 5321 §4.5.4.1:
-give up after 4–5 days, not before).
+would fall after the message's expiry is tried once more at the expiry itself; a temporary
+failure then ends it ``expired`` with its last reply (RFC 5321 §4.5.4.1: give up after 4–5
+days, not before).
 
 What a reply means comes from its classification (replies/): a category may slow retries down
 (``min_wait``: rate limits) or stop them before MAX_LIFETIME (``give_up_after``: a mailbox full
@@ -59,9 +60,11 @@ def decide(
         wait = reply.retry_after
     else:
         wait = max(policy.wait_after(failures), reply.min_wait)
-    next_at = now + timedelta(seconds=wait)
-    if next_at > expires_at:
+    # The last attempt is made when the lifetime (or the category's shorter one) ends, not at the
+    # last step of the schedule before it: RFC 5321 §4.5.4.1 asks for the full 4–5 days.
+    end = expires_at
+    if reply.give_up_after is not None:
+        end = min(end, created_at + timedelta(seconds=reply.give_up_after))
+    if now >= end:
         return Decision(DeliveryState.EXPIRED, now)
-    if reply.give_up_after is not None and next_at > created_at + timedelta(seconds=reply.give_up_after):
-        return Decision(DeliveryState.EXPIRED, now)
-    return Decision(DeliveryState.DEFERRED, next_at)
+    return Decision(DeliveryState.DEFERRED, min(now + timedelta(seconds=wait), end))

@@ -18,6 +18,7 @@ from ..dns import DnsTemporaryError, Resolver
 from ..settings import Settings
 from ..vocab import RecordStatus
 from . import spf_check
+from .partners import partner_verdicts
 from .records import return_path_host
 from .store import Domain, published_keys
 from .verify import PLATFORM_NOT_PUBLISHED, check_records
@@ -78,9 +79,9 @@ async def health_check(engine: Engine, resolver: Resolver, settings: Settings, d
     passes = dkim.ok or spf_aligned
     dmarc = _dmarc_finding(dmarc_record, dmarc_at, tags)
     mx = await _mx_finding(resolver, name)
-    partners = await asyncio.to_thread(_partner_findings, settings, resolver, name)
+    partners = await partner_verdicts(engine, resolver, settings, name)
     return HealthReport(name, passes, _verdict(name, passes, dkim, spf_aligned, tags, records), spf, dkim, dmarc, mx,
-                        [p for p in await asyncio.gather(*partners)] if partners else [])
+                        partners)
 
 
 def _dkim_finding(records: list[dict]) -> Finding:
@@ -180,26 +181,3 @@ def _verdict(domain, passes, dkim, spf_aligned, tags, records) -> str:
 def _names(records: list[dict]) -> str:
     names = [r["name"] for r in records]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def _partner_findings(settings: Settings, resolver: Resolver, domain: str):
-    checks = []
-    for partner in settings.PARTNERS:
-        spf_pass = all(spf_check.evaluate(settings, ip, f"postmaster@{domain}").result == "pass" for ip in partner.ips) \
-            if partner.ips else None
-        checks.append(_partner_dkim(resolver, domain, partner, spf_pass))
-    return checks
-
-
-async def _partner_dkim(resolver: Resolver, domain: str, partner, spf_pass: bool | None) -> dict:
-    dkim_ok = None
-    if partner.dkim_selector:
-        name = f"{partner.dkim_selector}._domainkey.{domain}"
-        dkim_ok = bool(await resolver.cname(name, fresh=True) or await resolver.txt(name, fresh=True))
-    fixes = []
-    if spf_pass is False and partner.spf_include:
-        fixes.append(f"add include:{partner.spf_include} to the SPF record of {domain}")
-    if dkim_ok is False:
-        fixes.append(f"publish the DKIM record {partner.dkim_selector}._domainkey.{domain} that {partner.name} gives you")
-    return {"name": partner.name, "spf_pass": spf_pass, "dkim_published": dkim_ok,
-            "passes_dmarc": bool(spf_pass or dkim_ok), "fix": "; ".join(fixes) or None}

@@ -4,12 +4,15 @@ platform's return-path host or a tenant's ``pbmail.`` host, with a MAC only the 
 (``domains/returnpath.py``) — and refuses everything else with the same 5xx, whether the id is
 unknown, forged or too old: it never relays and never tells which messages exist. Whatever
 arrives is parsed (in a worker thread, off the event loop) and recorded; nothing in it can take
-the server down."""
+the server down. It also takes mail for ``unsubscribe@`` the platform's return-path host: the
+mailto: of one-click unsubscribe (RFC 8058), whose token travels in the subject."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
@@ -18,7 +21,9 @@ from sqlalchemy import Engine
 from ..domains import find_domain
 from ..domains.records import RETURN_PATH_LABEL
 from ..domains.returnpath import message_of
+from ..errors import NotFoundError
 from ..settings import Settings, parse_host_port
+from ..workflows import UNSUBSCRIBE_LOCAL_PART, unsubscribe
 from .apply import apply_report, message_exists
 from .parse import parse_report
 
@@ -44,9 +49,16 @@ class InboundHandler:
                 return None
         return message_id
 
+    def is_unsubscribe(self, address: str) -> bool:
+        """The mailto: of one-click unsubscribe (RFC 8058), announced in bulk mail's header."""
+        return address.lower() == f"{UNSUBSCRIBE_LOCAL_PART}@{self.settings.return_path_host}"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if len(envelope.rcpt_tos) >= self.settings.INBOUND_MAX_RECIPIENTS:
             return "452 4.5.3 Too many recipients"  # RFC 5321 §4.5.3.1.10: the client sends the rest later
+        if self.is_unsubscribe(address):
+            envelope.rcpt_tos.append(address)
+            return "250 2.1.5 OK"
         loop = asyncio.get_running_loop()
         token = await loop.run_in_executor(None, self.token_of, address)
         if token is None:
@@ -65,6 +77,11 @@ class InboundHandler:
         return "250 2.0.0 OK: report recorded"
 
     def record(self, recipients: list[str], raw: bytes) -> None:
+        if any(self.is_unsubscribe(a) for a in recipients):
+            self.unsubscribe(raw)
+            recipients = [a for a in recipients if not self.is_unsubscribe(a)]
+            if not recipients:
+                return
         report = parse_report(raw)
         for address in recipients:
             token = self.token_of(address)
@@ -75,6 +92,18 @@ class InboundHandler:
                 log.warning("inbound report for message %s, which is no longer stored: ignored", token)
         if report.kind == "unreadable":
             log.warning("inbound report unreadable (%s)", report.note)
+
+    def unsubscribe(self, raw: bytes) -> None:
+        """The token travels in the subject the mailto: link sets; a forged one changes nothing."""
+        headers = BytesHeaderParser(policy=compat32).parsebytes(raw[:65536])
+        subject = " ".join(str(headers.get("Subject", "")).split())
+        word, _, token = subject.rpartition(" ")
+        try:
+            item = unsubscribe(self.engine, self.settings.SECRET_KEY, token if word.lower().endswith("unsubscribe") else "")
+        except NotFoundError:
+            log.warning("unsubscribe by mail with an invalid token ignored")
+            return
+        log.info("unsubscribed by mail: tenant %s, workflow %s", item.tenant_id, item.workflow_id)
 
 
 class _Slots:

@@ -1,6 +1,6 @@
 """The queue: accepting messages, claiming due deliveries under a lease, recording outcomes."""
 
-from .claim import ClaimedDelivery, QueuedMessage, claim_due, load_copies, load_messages, release
+from .claim import ClaimedDelivery, QueuedMessage, claim_due, load_copies, load_messages, release, renew_leases
 from .enqueue import Outgoing, enqueue, enqueue_in
 from .group_commit import GroupCommit
 from .listing import MAX_PAGE, MessagePage, MessageSummary, list_messages
@@ -23,6 +23,7 @@ __all__ = [
     "load_messages",
     "load_copies",
     "release",
+    "renew_leases",
     "Outgoing",
     "enqueue",
     "enqueue_in",

@@ -27,6 +27,7 @@ class ClaimedDelivery:
     attempts: int
     source_ip: str | None
     lease_expires_at: datetime
+    last_category: str | None = None  # the category of the previous attempt's reply
 
 
 def claim_due(
@@ -56,11 +57,12 @@ def claim_due(
             deliveries.c.domain,
             deliveries.c.attempts,
             deliveries.c.source_ip,
+            deliveries.c.category,
         )
     )
     with engine.begin() as conn:
         rows = conn.execute(statement).all()
-    return [ClaimedDelivery(*row, lease_expires_at=lease_until) for row in rows]
+    return [ClaimedDelivery(*row[:6], lease_expires_at=lease_until, last_category=row[6]) for row in rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,22 @@ def release(engine: Engine, *, owner: str, ids: list[int]) -> None:
             .where(deliveries.c.id.in_(ids), deliveries.c.lease_owner == owner)
             .values(lease_owner=None, lease_expires_at=None)
         )
+
+
+def renew_leases(engine: Engine, *, owner: str, ids: list[int], until: datetime) -> int:
+    """Extend the leases this worker still holds on ``ids`` (deliveries in a live session), so a
+    slow receiver does not let another worker take them over and send them a second time."""
+    if not ids:
+        return 0
+    renewed = 0
+    with engine.begin() as conn:
+        for first in range(0, len(ids), 1000):
+            renewed += conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(ids[first:first + 1000]), deliveries.c.lease_owner == owner)
+                .values(lease_expires_at=until)
+            ).rowcount
+    return renewed
 
 
 def load_copies(engine: Engine, claimed: list[ClaimedDelivery]) -> dict[tuple[str, str], bytes]:

@@ -46,6 +46,7 @@ class DeliveryUpdate:
     at: datetime
     suppress: bool = False  # the address is dead: add it to the tenant's suppression list
     suppress_for: float | None = None  # seconds; None: until removed by hand
+    recipient: str = ""  # for the log line of the outcome
 
 
 _EVENT_OF = {

@@ -29,7 +29,26 @@ class Zone:
 
     def __init__(self) -> None:
         self._records: dict[dns.name.Name, dict[int, dns.rrset.RRset]] = defaultdict(dict)
+        self._faults: dict[tuple[dns.name.Name, int], list] = {}  # (name, type) → [rcode, times left or None]
         self._lock = threading.Lock()
+
+    def fail(self, name: str, rdtype: str, rcode: str = "SERVFAIL", times: int | None = None) -> None:
+        """Answer queries for (name, type) with ``rcode`` (SERVFAIL, NXDOMAIN, REFUSED …) instead of
+        the records — every time, or the next ``times`` queries only (a blip)."""
+        key = (dns.name.from_text(name), dns.rdatatype.from_text(rdtype))
+        with self._lock:
+            self._faults[key] = [dns.rcode.from_text(rcode), times]
+
+    def _fault(self, name: dns.name.Name, kind: int) -> int | None:
+        fault = self._faults.get((name, kind))
+        if fault is None:
+            return None
+        rcode, left = fault
+        if left is not None:
+            if left <= 0:
+                return None
+            fault[1] = left - 1
+        return rcode
 
     def add(self, name: str, rdtype: str, value: str, ttl: int = 300) -> None:
         owner = dns.name.from_text(name)
@@ -66,6 +85,10 @@ class Zone:
         question = query.question[0]
         name, kind = question.name, question.rdtype
         with self._lock:
+            fault = self._fault(name, kind)
+            if fault is not None:
+                response.set_rcode(fault)
+                return response
             for _ in range(8):  # follow CNAME chains inside the zone
                 node = self._records.get(name)
                 if node is None:

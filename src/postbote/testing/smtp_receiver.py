@@ -5,6 +5,7 @@ the client address it came from."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import threading
 from dataclasses import dataclass
@@ -27,8 +28,19 @@ class ReceivedMessage:
         return email.message_from_bytes(self.data)["Message-ID"] or ""
 
 
+@dataclass(frozen=True, slots=True)
+class Stall:
+    """A Script answer: wait ``seconds`` (the receiver stays silent), then give ``reply``."""
+
+    seconds: float
+    reply: str
+
+
 class Script:
-    """Default behaviour: accept everything. Override what a test needs."""
+    """Default behaviour: accept everything. Override what a test needs. An answer may be a
+    Stall; ``max_recipients`` makes RCPTs beyond it get 452 4.5.3 (RFC 5321 §4.5.3.1.10)."""
+
+    max_recipients: int | None = None
 
     def greeting(self, peer_ip: str) -> str | None:
         """None: the usual 220. Else the reply to send before closing (e.g. a 421)."""
@@ -64,13 +76,17 @@ class _Handler:
         self.receiver = receiver
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, options):
-        reply = self.receiver.script.rcpt(session.peer[0], envelope.mail_from or "", address)
+        limit = self.receiver.script.max_recipients
+        if limit is not None and len(envelope.rcpt_tos) >= limit:
+            return "452 4.5.3 Error: too many recipients"
+        reply = await _unstall(self.receiver.script.rcpt(session.peer[0], envelope.mail_from or "", address))
         if reply.startswith(("250", "251")):  # RFC 5321 §3.4: 251 accepts and forwards
             envelope.rcpt_tos.append(address)
         return reply
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope):
-        reply = self.receiver.script.data(session.peer[0], envelope.mail_from or "", list(envelope.rcpt_tos))
+        reply = await _unstall(self.receiver.script.data(session.peer[0], envelope.mail_from or "",
+                                                         list(envelope.rcpt_tos)))
         if reply == DROP:
             server.transport.close()
             return "250 2.0.0 never seen"
@@ -80,6 +96,13 @@ class _Handler:
                                 bytes(envelope.original_content or b""))
             )
         return reply
+
+
+async def _unstall(answer):
+    if isinstance(answer, Stall):
+        await asyncio.sleep(answer.seconds)
+        return answer.reply
+    return answer
 
 
 class _ScriptedSMTP(SMTP):

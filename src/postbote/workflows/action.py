@@ -11,10 +11,11 @@ from typing import Any
 
 from sqlalchemy import Engine, insert
 
-from ..compose import Draft, parse_mailbox, refuse_line_breaks
+from ..compose import Draft, check_header_value, parse_mailbox
 from ..db.schema import utcnow, workflow_messages
 from ..dns import Resolver
 from ..errors import InputError
+from ..queue import GroupCommit
 from ..sending import send
 from ..settings import Settings
 from ..tenants import Tenant
@@ -24,7 +25,7 @@ from .events import Event
 from .sender import sender_address
 from .store import Workflow
 from .templates import TemplateError, render
-from .unsubscribe import Unsubscribe, headers, make_token
+from .unsubscribe import UNSUBSCRIBE_LOCAL_PART, Unsubscribe, headers, make_token
 
 TEST_PREFIX = "[TEST] "
 
@@ -36,6 +37,7 @@ class Deps:
     engine: Engine
     settings: Settings
     resolver: Resolver
+    acceptor: GroupCommit | None = None  # the API's group commit; None: a transaction per message
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,9 +120,9 @@ def render_for(action: Action, person: Person, event_context: dict[str, Any], fa
     variables = {**event_context, "recipient": person.to_dict(), "lang": lang}
     subject = render(template.subject, variables, part="subject", lang=lang).strip()
     try:
-        refuse_line_breaks("subject", subject)
+        check_header_value("subject", subject)
     except InputError:
-        raise TemplateError("the subject rendered with a line break in it", part="subject", lang=lang,
+        raise TemplateError("the subject rendered with a line break or control character in it", part="subject", lang=lang,
                             hint="Keep line breaks out of the subject and of the fields it uses.") from None
     text = render(template.text, variables, part="text", lang=lang) if template.text else ""
     html = render(template.html, variables, html=True, part="html", lang=lang) if template.html else None
@@ -145,10 +147,20 @@ async def run_action(deps: Deps, tenant: Tenant, workflow: Workflow, action_inde
     except TemplateError as exc:
         return Result(**base, outcome=Outcome.TEMPLATE_FAILED, recipient=person.address, reason=exc.message,
                       lang=exc.lang)
-    sender = sender_address(action.sender, deps.settings)
     if dry_run:
         return Result(**base, outcome=Outcome.WOULD_SEND, recipient=person.address, lang=rendered.lang,
-                      sender=sender, preview=rendered)
+                      sender=sender_address(action.sender, deps.settings), preview=rendered)
+    return await deliver(deps, tenant, workflow, action_index, person, rendered, event.id if event else None,
+                         test_to=test_to)
+
+
+async def deliver(deps: Deps, tenant: Tenant, workflow: Workflow, action_index: int, person: Person,
+                  rendered: Rendered, event_id: int | None, *, test_to: str | None = None) -> Result:
+    """Send what was rendered to this one recipient and record the workflow and version."""
+    action = workflow.definition.actions[action_index]
+    base = dict(workflow_id=workflow.id, version=workflow.version, action=action_index, role=person.role)
+    sender = sender_address(action.sender, deps.settings)
+    assert person.address is not None
     subject = TEST_PREFIX + rendered.subject if test_to is not None else rendered.subject
     to = str(parse_mailbox(person.address, field="recipient").address)
     extra: tuple[tuple[str, str], ...] = (("X-Postbote-Test", "yes"),) if test_to is not None else ()
@@ -158,7 +170,7 @@ async def run_action(deps: Deps, tenant: Tenant, workflow: Workflow, action_inde
                   html=rendered.html, headers=extra)
     try:
         accepted = await asyncio.to_thread(send, deps.engine, deps.settings, tenant, draft, resolver=deps.resolver,
-                                           message_class=action.message_class)
+                                           message_class=action.message_class, acceptor=deps.acceptor)
     except InputError as exc:
         details = exc.details or []
         reasons = {d.get("reason") for d in details if isinstance(d, dict)}
@@ -166,7 +178,7 @@ async def run_action(deps: Deps, tenant: Tenant, workflow: Workflow, action_inde
         return Result(**base, outcome=outcome, recipient=person.address, lang=rendered.lang, reason=exc.message,
                       details=details)
     _record(deps.engine, tenant.id, accepted.id, workflow, action_index, person, rendered.lang,
-            action.message_class.value, event, test=test_to is not None)
+            action.message_class.value, event_id, test=test_to is not None)
     (address, state), = accepted.recipients
     return Result(**base, outcome=Outcome.SENT, recipient=address, lang=rendered.lang, message_id=accepted.id,
                   state=state.value, sender=accepted.sender, sender_note=accepted.sender_note, test=test_to is not None)
@@ -175,7 +187,8 @@ async def run_action(deps: Deps, tenant: Tenant, workflow: Workflow, action_inde
 def unsubscribe_headers(settings: Settings, tenant_id: int, address: str, workflow_id: int) -> tuple[tuple[str, str], ...]:
     """RFC 8058 fields for one recipient's bulk copy: a signed HTTPS link and a mailto."""
     token = make_token(settings.SECRET_KEY, Unsubscribe(tenant_id, address, workflow_id))
-    return headers(f"{settings.public_url}/v1/unsubscribe/{token}", f"unsubscribe@{settings.return_path_host}")
+    return headers(f"{settings.public_url}/v1/unsubscribe/{token}",
+                   f"{UNSUBSCRIBE_LOCAL_PART}@{settings.return_path_host}", token)
 
 
 def _named(name: str, address: str) -> str:
@@ -183,12 +196,12 @@ def _named(name: str, address: str) -> str:
 
 
 def _record(engine: Engine, tenant_id: int, message_id: str, workflow: Workflow, action_index: int, person: Person,
-            lang: str, message_class: str, event: Event | None, *, test: bool) -> None:
+            lang: str, message_class: str, event_id: int | None, *, test: bool) -> None:
     with engine.begin() as conn:
         conn.execute(insert(workflow_messages).values(
             message_id=message_id, tenant_id=tenant_id, workflow_id=workflow.id, version=workflow.version,
-            event_id=event.id if event else None, action=action_index, role=person.role, lang=lang,
+            event_id=event_id, action=action_index, role=person.role, lang=lang,
             message_class=message_class, test=test, created_at=utcnow()))
 
 
-__all__ = ["Deps", "Person", "Rendered", "Result", "choose_language", "render_for", "resolve", "run_action"]
+__all__ = ["deliver", "Deps", "Person", "Rendered", "Result", "choose_language", "render_for", "resolve", "run_action"]

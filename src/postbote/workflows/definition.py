@@ -4,12 +4,13 @@ runner uses are these typed records, built from it again when a version is loade
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..compose import parse_mailbox, refuse_line_breaks
+from ..compose import check_header_value, parse_mailbox
 from ..durations import parse_duration
 from ..errors import InputError
 from ..vocab import EventType, MessageClass, Role
@@ -19,6 +20,7 @@ from .templates import TemplateError, compile_template
 MAX_ACTIONS = 5
 MAX_RECIPIENTS = 20
 MAX_NAME = 200
+MAX_DEFINITION = 512_000  # bytes of JSON, templates included
 _LANG = re.compile(r"^[a-z]{2}$")
 _LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -69,15 +71,36 @@ class Template:
 
 
 @dataclass(frozen=True, slots=True)
+class Digest:
+    """Collect a recipient's events into one mail: sent ``window`` seconds after the first one,
+    or, with ``at``, at the next HH:MM in ``timezone`` ("recipient": the recipient's own)."""
+
+    window: float = 0.0
+    at: tuple[int, int] | None = None
+    timezone: str = "UTC"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"window": _signed(self.window)} if self.window else {}
+        if self.at:
+            out["at"] = f"{self.at[0]:02d}:{self.at[1]:02d}"
+            out["timezone"] = self.timezone
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class Action:
     recipients: tuple[Recipient, ...]
     sender: SenderSpec
     templates: dict[str, Template]  # by language
     message_class: MessageClass = MessageClass.TRANSACTIONAL
+    digest: Digest | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"class": self.message_class.value, "recipients": [r.to_dict() for r in self.recipients],
-                "sender": self.sender.to_dict(), "templates": {k: t.to_dict() for k, t in self.templates.items()}}
+        out = {"class": self.message_class.value, "recipients": [r.to_dict() for r in self.recipients],
+               "sender": self.sender.to_dict(), "templates": {k: t.to_dict() for k, t in self.templates.items()}}
+        if self.digest is not None:
+            out["digest"] = self.digest.to_dict()
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +150,9 @@ def parse_definition(data: Any) -> Definition:
     """Check a whole definition; the first fault raises with where it is."""
     if not isinstance(data, dict):
         raise DefinitionError("the workflow is an object", where="workflow")
+    if len(json.dumps(data, default=str)) > MAX_DEFINITION:
+        raise DefinitionError(f"larger than {MAX_DEFINITION} bytes", where="workflow", code="workflow_too_large",
+                              hint="Keep templates short; put long texts in fewer languages or actions.")
     unknown = set(data) - {"name", "trigger", "conditions", "delay", "actions"}
     if unknown:
         raise DefinitionError(f"unknown key {sorted(unknown)[0]!r}", where="workflow")
@@ -143,8 +169,11 @@ def parse_definition(data: Any) -> Definition:
     actions = data.get("actions")
     if not isinstance(actions, list) or not 1 <= len(actions) <= MAX_ACTIONS:
         raise DefinitionError(f"give 1 to {MAX_ACTIONS} e-mail actions", where="actions")
-    return Definition(name.strip(), trigger, conditions, tuple(_action(a, f"actions[{i}]") for i, a in enumerate(actions)),
-                      delay)
+    parsed = tuple(_action(a, f"actions[{i}]") for i, a in enumerate(actions))
+    if delay is not None and any(a.digest for a in parsed):
+        raise DefinitionError("a workflow with a digest action has no delay: the digest says when it is sent",
+                              where="delay")
+    return Definition(name.strip(), trigger, conditions, parsed, delay)
 
 
 def _delay(data: Any) -> Delay:
@@ -179,8 +208,8 @@ def _delay(data: Any) -> Delay:
 
 
 def _action(data: Any, where: str) -> Action:
-    if not isinstance(data, dict) or set(data) - {"class", "recipients", "sender", "templates"}:
-        raise DefinitionError("an action has class, recipients, sender and templates", where=where)
+    if not isinstance(data, dict) or set(data) - {"class", "recipients", "sender", "templates", "digest"}:
+        raise DefinitionError("an action has class, recipients, sender, templates and digest", where=where)
     try:
         message_class = MessageClass(data.get("class", "transactional"))
     except ValueError:
@@ -194,8 +223,35 @@ def _action(data: Any, where: str) -> Action:
     if not isinstance(templates, dict) or not templates or len(templates) > 20:
         raise DefinitionError("step 3: give templates by language, e.g. {\"de\": {...}, \"en\": {...}}",
                               where=f"{where}.templates")
+    digest = _digest(data["digest"], f"{where}.digest") if data.get("digest") is not None else None
     return Action(parsed, sender, {lang: _template(lang, t, f"{where}.templates.{lang}") for lang, t in templates.items()},
-                  message_class)
+                  message_class, digest)
+
+
+def _digest(data: Any, where: str) -> Digest:
+    if not isinstance(data, dict) or set(data) - {"window", "at", "timezone"} or not ({"window", "at"} & set(data)):
+        raise DefinitionError("a digest has window (e.g. 1d) or at (HH:MM), and optionally timezone", where=where)
+    window = 0.0
+    if data.get("window") is not None:
+        try:
+            window = parse_duration(str(data["window"]))
+        except ValueError as exc:
+            raise DefinitionError(str(exc), where=f"{where}.window") from None
+        if not 60 <= window <= 31 * 86400:
+            raise DefinitionError("from 1 minute to 31 days", where=f"{where}.window")
+    at = None
+    if data.get("at") is not None:
+        match = _CLOCK.match(str(data["at"]))
+        if not match:
+            raise DefinitionError("a time of day as HH:MM", where=f"{where}.at")
+        at = (int(match[1]), int(match[2]))
+    zone = str(data.get("timezone", "recipient" if at else "UTC"))
+    if zone != "recipient":
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise DefinitionError(f"unknown time zone {zone!r}", where=f"{where}.timezone") from None
+    return Digest(window, at, zone)
 
 
 def _recipient(data: Any, where: str) -> Recipient:
@@ -213,7 +269,7 @@ def _recipient(data: Any, where: str) -> Recipient:
         raise DefinitionError("a fixed recipient has address, and optionally name and lang", where=where)
     mailbox = parse_mailbox(data["address"], field="recipient")
     name = str(data.get("name") or mailbox.display_name)
-    refuse_line_breaks("recipient name", name)
+    check_header_value("recipient name", name)
     lang = data.get("lang")
     if lang is not None and (not isinstance(lang, str) or not _LANG.match(lang)):
         raise DefinitionError("lang is a two-letter code such as de", where=where)
@@ -228,7 +284,7 @@ def _sender(data: Any, where: str) -> SenderSpec:
     if len(local) > 64 or not _LOCAL_PART.match(local):
         raise DefinitionError("local_part is the part before the @, e.g. jobs", where=f"{where}.local_part")
     display = str(data.get("display_name") or "")
-    refuse_line_breaks("sender display name", display)
+    check_header_value("sender display name", display)
     if len(display) > MAX_NAME:
         raise DefinitionError(f"display_name is at most {MAX_NAME} characters", where=f"{where}.display_name")
     domain = data.get("domain")
@@ -255,5 +311,5 @@ def _template(lang: Any, data: Any, where: str) -> Template:
     return Template(subject, text or "", html)
 
 
-__all__ = ["Action", "Definition", "DefinitionError", "Delay", "Recipient", "SenderSpec", "Template",
+__all__ = ["Action", "Definition", "Digest", "DefinitionError", "Delay", "Recipient", "SenderSpec", "Template",
            "TemplateError", "parse_definition"]

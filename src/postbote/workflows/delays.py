@@ -16,13 +16,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Engine, insert, select, update
 
-from ..db.schema import tenants, utcnow, workflow_jobs
-from ..tenants import Tenant
-from ..vocab import Outcome, SenderPolicy
+from ..db.schema import utcnow, workflow_jobs
+from ..vocab import Outcome
 from .action import Deps, Person, Result, run_action
 from .definition import Delay
+from .digests import send_due_digests
 from .events import Event, load_event
-from .store import fallback_language, get_workflow
+from .store import fallback_language, get_workflow, load_tenant
 
 
 class DelayFieldError(ValueError):
@@ -74,8 +74,9 @@ def schedule(engine: Engine, tenant_id: int, event_id: int, workflow_id: int, ve
 
 
 async def run_due(deps: Deps, *, now: datetime | None = None, limit: int = 100) -> list[Result]:
-    """Send every waiting job due by ``now``; returns what each did."""
+    """Send every waiting job and every digest due by ``now``; returns what each did."""
     now = now or utcnow()
+    digests = await send_due_digests(deps, now, limit=limit)
     owner = secrets.token_hex(8)
     with deps.engine.connect() as conn:
         ids = [r.id for r in conn.execute(select(workflow_jobs.c.id).where(
@@ -91,7 +92,7 @@ async def run_due(deps: Deps, *, now: datetime | None = None, limit: int = 100) 
             conn.execute(update(workflow_jobs).where(workflow_jobs.c.id == job_id).values(
                 state="done", outcome=result.to_dict()))
         results.append(result)
-    return results
+    return digests + results
 
 
 async def send_due_forever(deps: Deps, stop: asyncio.Event, *, interval: float = 15.0) -> None:
@@ -118,7 +119,7 @@ def claim_job(engine: Engine, job_id: int, owner: str):
 
 
 async def _run_job(deps: Deps, job) -> Result:
-    tenant = _tenant(deps.engine, job.tenant_id)
+    tenant = load_tenant(deps.engine, job.tenant_id)
     # The version fixed when the event came in: an edit in between does not change waiting mail.
     workflow = get_workflow(deps.engine, job.tenant_id, job.workflow_id, job.version)
     event, _ = load_event(deps.engine, job.tenant_id, job.event_id)
@@ -131,9 +132,3 @@ async def _run_job(deps: Deps, job) -> Result:
 
 def _enabled_now(engine: Engine, tenant_id: int, workflow_id: int) -> bool:
     return get_workflow(engine, tenant_id, workflow_id).enabled
-
-
-def _tenant(engine: Engine, tenant_id: int) -> Tenant:
-    with engine.connect() as conn:
-        row = conn.execute(select(tenants).where(tenants.c.id == tenant_id)).one()
-    return Tenant(row.id, row.name, row.display_name, SenderPolicy(row.sender_policy))

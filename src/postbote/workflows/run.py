@@ -17,6 +17,7 @@ from ..tenants import Tenant
 from ..vocab import Outcome
 from .action import Deps, Person, Rendered, Result, render_for, resolve, run_action
 from .delays import DelayFieldError, due_at, schedule
+from .digests import collect
 from .definition import parse_definition
 from .events import Event, forget_event, parse_event, record_event, store_answer
 from .sender import sender_verdict
@@ -69,6 +70,12 @@ async def _one(deps: Deps, tenant: Tenant, workflow: Workflow, a: int, r: int, e
     except DelayFieldError as exc:
         return Result(workflow.id, workflow.version, a, Outcome.DELAY_FIELD_INVALID, role=person.role,
                       recipient=person.address, reason=str(exc))
+    action = workflow.definition.actions[a]
+    if action.digest is not None and person.address is not None:
+        if dry_run:
+            return Result(workflow.id, workflow.version, a, Outcome.WOULD_SEND, role=person.role,
+                          recipient=person.address, reason="would be collected into the recipient's digest")
+        return collect(deps, tenant, workflow, a, r, event, person, now)
     if when > now:
         if not dry_run:
             schedule(deps.engine, tenant.id, event.id, workflow.id, workflow.version, a, r, when)  # type: ignore[arg-type]

@@ -9,8 +9,10 @@ from typing import Any
 
 from sqlalchemy import Engine, func, insert, select, update
 
-from ..db.schema import iso_utc, utcnow, workflow_messages, workflow_tenant_settings, workflow_versions, workflows
+from ..db.schema import iso_utc, tenants, utcnow, workflow_messages, workflow_tenant_settings, workflow_versions, workflows
 from ..errors import InputError, NotFoundError
+from ..tenants import Tenant
+from ..vocab import SenderPolicy
 from .definition import Definition, parse_definition
 
 DEFAULT_FALLBACK_LANGUAGE = "en"
@@ -31,6 +33,20 @@ class Workflow:
         return {"id": self.id, "enabled": self.enabled, "version": self.version,
                 "current_version": self.current_version, **self.definition.to_dict(),
                 "created_at": iso_utc(self.created_at), "updated_at": iso_utc(self.updated_at)}
+
+
+_PARSED: dict[tuple[int, int], Definition] = {}
+
+
+def _definition(workflow_id: int, version: int, stored: Any) -> Definition:
+    """A version never changes once written, so each is checked and parsed once per process."""
+    key = (workflow_id, version)
+    found = _PARSED.get(key)
+    if found is None or found.to_dict() != stored:
+        if len(_PARSED) > 10_000:
+            _PARSED.clear()
+        found = _PARSED[key] = parse_definition(stored)
+    return found
 
 
 def _not_found(workflow_id: Any) -> NotFoundError:
@@ -93,7 +109,7 @@ def get_workflow(engine: Engine, tenant_id: int, workflow_id: int, version: int 
     if stored is None:
         raise NotFoundError(f"Workflow {workflow_id} has no version {wanted}.", code="workflow_version_not_found",
                             hint=f"Versions run from 1 to {row.version}.")
-    return Workflow(row.id, row.tenant_id, row.enabled, wanted, row.version, parse_definition(stored.definition),
+    return Workflow(row.id, row.tenant_id, row.enabled, wanted, row.version, _definition(workflow_id, wanted, stored.definition),
                     row.created_at, stored.created_at)
 
 
@@ -109,7 +125,7 @@ def list_workflows(engine: Engine, tenant_id: int, *, trigger: str | None = None
         query = query.where(workflows.c.enabled.is_(True))
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    return [Workflow(r.id, r.tenant_id, r.enabled, r.version, r.version, parse_definition(r.definition), r.created_at,
+    return [Workflow(r.id, r.tenant_id, r.enabled, r.version, r.version, _definition(r.id, r.version, r.definition), r.created_at,
                      r.version_at) for r in rows]
 
 
@@ -122,6 +138,12 @@ def list_versions(engine: Engine, tenant_id: int, workflow_id: int) -> list[dict
             workflow_messages.c.workflow_id == workflow_id).group_by(workflow_messages.c.version)).all())
     return [{"version": r.version, "created_at": iso_utc(r.created_at), "messages": counts.get(r.version, 0),
              "definition": r.definition} for r in rows]
+
+
+def load_tenant(engine: Engine, tenant_id: int) -> Tenant:
+    with engine.connect() as conn:
+        row = conn.execute(select(tenants).where(tenants.c.id == tenant_id)).one()
+    return Tenant(row.id, row.name, row.display_name, SenderPolicy(row.sender_policy))
 
 
 def fallback_language(engine: Engine, tenant_id: int) -> str:

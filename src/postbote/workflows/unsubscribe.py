@@ -74,8 +74,12 @@ def read_token(secret_key: str, token: str) -> Unsubscribe:
     return Unsubscribe(int(tenant_id), str(address), int(workflow_id))
 
 
-def headers(url: str, mailto: str) -> tuple[tuple[str, str], ...]:
-    return (("List-Unsubscribe", f"<{url}>, <mailto:{mailto}?subject=unsubscribe>"),
+UNSUBSCRIBE_LOCAL_PART = "unsubscribe"
+
+
+def headers(url: str, mailto: str, token: str) -> tuple[tuple[str, str], ...]:
+    """``mailto`` carries the token in the subject it sets (RFC 6068), for the bounce receiver."""
+    return (("List-Unsubscribe", f"<{url}>, <mailto:{mailto}?subject=unsubscribe%20{token}>"),
             ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
 
 
