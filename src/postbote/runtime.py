@@ -211,13 +211,22 @@ def configure_logging(level: str) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
+def workflow_task(app: App, stop: asyncio.Event) -> Task:
+    """Delayed workflow mail and digests that have come due: the same loop under serve and worker,
+    so workers on several hosts need no serve (a job is claimed by one loop only)."""
+    from .workflows import Deps, send_due_forever
+
+    return Task("delayed workflow mail", lambda: send_due_forever(Deps(app.engine, app.settings, app.resolver), stop))
+
+
 async def run_worker(app: App, *, until_done: bool = False, timeout: float | None = None) -> WorkerStats:
-    """``postbote worker``: delivery and the domain re-checks, supervised."""
+    """``postbote worker``: delivery, the domain re-checks and delayed workflow mail, supervised."""
     stop = stop_on_signals()
     stats = WorkerStats()
     tasks = [delivery_task(app, stop, stats, until_done=until_done, timeout=timeout)]
     if not until_done:  # a run that drains the queue and exits has no schedule to keep
         tasks.append(recheck_task(app, stop))
+        tasks.append(workflow_task(app, stop))
     await Supervisor(stop).run(tasks)
     return stats
 
@@ -229,7 +238,6 @@ async def run_serve(app: App, api_socket: socket.socket, announce: Callable[[str
 
     from .api import create_api
     from .inbound import start_inbound
-    from .workflows import Deps, send_due_forever
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager
@@ -260,7 +268,7 @@ async def run_serve(app: App, api_socket: socket.socket, announce: Callable[[str
             Task("API stop", api_stopper, essential=True),
             delivery_task(app, stop, stats),
             recheck_task(app, stop),
-            Task("delayed workflow mail", lambda: send_due_forever(Deps(app.engine, app.settings, app.resolver), stop)),
+            workflow_task(app, stop),
         ])
     finally:
         server.should_exit = True

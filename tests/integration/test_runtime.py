@@ -117,3 +117,29 @@ def test_an_ehlo_name_that_is_no_fqdn_is_refused_before_delivering(make_app, zon
         in said
     assert "hint:" in said and "HELO_NAME" in said.split("hint:")[1]
     assert mx.connections == [] and "Traceback" not in result.stderr
+
+
+def test_a_worker_without_serve_sends_delayed_workflow_mail(make_app, zone, smtp_port, tmp_path):
+    import asyncio
+
+    from postbote.workflows import Deps, handle_event, save_workflow
+    from tests.integration.test_workflows import stage_event, stage_workflow
+
+    zone.mail_domain("kandidaten.test", (10, "mx.kandidaten.test", MX1))
+    app = make_app()
+    acme = add_tenant(app.engine, "acme", "ACME GmbH")
+    deps = Deps(app.engine, app.settings, app.resolver)
+    asyncio.run(save_workflow(deps, acme, stage_workflow(domain=None, delay={"offset": "1s"})))
+    answer = asyncio.run(handle_event(deps, acme, stage_event("c-later")))
+    assert [r["outcome"] for r in answer["results"]] == ["delayed"]
+    time.sleep(1.5)  # due now: the worker's first round of the workflow loop takes it
+    with Receiver(MX1, smtp_port) as mx:
+        worker = start(cli_env(app), tmp_path, "worker")
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not mx.messages:
+                time.sleep(0.2)
+        finally:
+            code, _, err = stop(worker)
+    assert code == 0, err
+    assert len(mx.messages) == 1 and mx.messages[0].recipients == ("lea@kandidaten.test",)

@@ -552,3 +552,27 @@ def test_an_oversized_workflow_is_refused(api):
                                            for lang in ("de", "en", "es", "fr", "it")}
     refused = api.post("/v1/workflows", json=workflow, headers=auth(api))
     assert refused.status_code == 422 and refused.json()["error"]["code"] == "workflow_too_large"
+
+
+def test_a_delayed_job_that_fails_is_tried_again_later_not_left_running(api, smtp_port, monkeypatch):
+    import postbote.workflows.delays as delays
+
+    app = api.app_ref
+    api.post("/v1/workflows", json=stage_workflow(domain=None, delay={"offset": "1h"}), headers=auth(api))
+    answer = api.post("/v1/events", json=stage_event("c-fail"), headers=auth(api)).json()
+    due = datetime.fromisoformat(answer["results"][0]["due_at"].replace("Z", "+00:00"))
+    deps = Deps(app.engine, app.settings, app.resolver)
+    real = delays._run_job
+
+    async def store_away(*args):
+        raise ConnectionError("the store went away")
+
+    monkeypatch.setattr(delays, "_run_job", store_away)
+    assert asyncio.run(run_due(deps, now=due)) == []
+    monkeypatch.setattr(delays, "_run_job", real)
+    assert asyncio.run(run_due(deps, now=due)) == []  # not yet: it waits before the next try
+    [sent] = asyncio.run(run_due(deps, now=due + delays.JOB_RETRY_WAIT))
+    assert sent.outcome.value == "sent"
+    with Receiver(MX1, smtp_port) as mx:
+        run_worker(app)
+    assert len(mx.messages) == 1

@@ -87,12 +87,33 @@ async def run_due(deps: Deps, *, now: datetime | None = None, limit: int = 100) 
         job = claim_job(deps.engine, job_id, owner)
         if job is None:
             continue  # another loop took it
-        result = await _run_job(deps, job)
+        try:
+            result = await _run_job(deps, job)
+        except Exception as error:
+            _failed(deps.engine, job, error, now)
+            continue
         with deps.engine.begin() as conn:
             conn.execute(update(workflow_jobs).where(workflow_jobs.c.id == job_id).values(
                 state="done", outcome=result.to_dict()))
         results.append(result)
     return digests + results
+
+
+JOB_RETRIES = 5  # a job that failed this often is given up (state failed) instead of tried for ever
+JOB_RETRY_WAIT = timedelta(minutes=5)
+
+
+def _failed(engine: Engine, job, error: Exception, now: datetime) -> None:
+    """A job whose run raised (the store away, the event gone): back to waiting, later, with what
+    went wrong kept in its outcome — and failed for good after JOB_RETRIES."""
+    failures = int((job.outcome or {}).get("failures", 0)) + 1 if isinstance(job.outcome, dict) else 1
+    logging.getLogger("postbote.workflows").warning("delayed workflow job %s failed (%s), attempt %d",
+                                                     job.id, error.__class__.__name__, failures)
+    state = "failed" if failures >= JOB_RETRIES else "waiting"
+    with engine.begin() as conn:
+        conn.execute(update(workflow_jobs).where(workflow_jobs.c.id == job.id).values(
+            state=state, claimed_by=None, due_at=now + JOB_RETRY_WAIT * failures,
+            outcome={"failures": failures, "error": error.__class__.__name__}))
 
 
 async def send_due_forever(deps: Deps, stop: asyncio.Event, *, interval: float = 15.0) -> None:
