@@ -96,6 +96,6 @@ def test_partner_cli_and_domain_check(make_app, zone, tmp_path):
     text = postbote(env, tmp_path, "domain", "check", "acme.test").stdout
     assert "SignIt's mail as acme.test will fail DMARC" in text
     refused = postbote(env, tmp_path, "partner", "add", "SignIt", check=False)
-    assert refused.returncode == 1 and "error[partner_exists]" in refused.stderr
+    assert refused.returncode == 2 and "error[partner_exists]" in refused.stderr  # bad input: exit 2, as the README says
     postbote(env, tmp_path, "partner", "remove", "SignIt")
     assert json.loads(postbote(env, tmp_path, "partner", "list", "--json").stdout) == []

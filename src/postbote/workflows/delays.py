@@ -15,6 +15,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import DBAPIError
+
+from ..errors import StoreError
 
 from ..db.schema import utcnow, workflow_jobs
 from ..vocab import Outcome
@@ -122,6 +125,8 @@ async def send_due_forever(deps: Deps, stop: asyncio.Event, *, interval: float =
     while not stop.is_set():
         try:
             await run_due(deps)
+        except (DBAPIError, StoreError) as error:  # the store away: said in one line, tried again next round
+            log.warning("delayed workflow mail waits for the store: %s", error.__class__.__name__)
         except Exception:
             log.exception("sending delayed workflow mail failed")
         try:
