@@ -235,7 +235,7 @@ def test_the_database_its_wal_and_shm_and_the_config_file_are_private(tmp_path):
 def test_a_missing_or_weak_secret_key_is_refused_at_start_with_the_command_that_makes_one(tmp_path, secret, code,
                                                                                           command):
     env = {k: v for k, v in os.environ.items() if not k.startswith("POSTBOTE_")}
-    env.update(POSTBOTE_CONFIG="none.toml", POSTBOTE_DATABASE_URL=f"sqlite:///{tmp_path}/p.db",
+    env.update(POSTBOTE_DATABASE_URL=f"sqlite:///{tmp_path}/p.db",
                POSTBOTE_SECRET_KEY=secret, POSTBOTE_API_LISTEN=f"127.0.0.1:{free_port('127.0.0.1')}")
     result = _cli(env, tmp_path, *command)
     assert result.returncode == 1
