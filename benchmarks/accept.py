@@ -29,16 +29,12 @@ import tempfile
 import threading
 import time
 
+from common import free_port, store_url
 from postbote.testing import DnsServer, Zone
 from postbote.testing.binaries import sbin
 
 BODY = ("Guten Tag, Ihr Antrag auf Urlaub vom 3. bis 14. August wurde genehmigt. " * 50)[:3600]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class CountingSink:
@@ -163,24 +159,6 @@ def client_main(args: argparse.Namespace) -> None:
         run = asyncio.run
     print(json.dumps(run(_client(args.url, args.key, args.messages, args.clients, args.domains, args.batch))), flush=True)
 
-
-def store_url(kind: str, workdir: str):
-    if kind == "sqlite":
-        return f"sqlite:///{workdir}/postbote.db", lambda: None
-    from sqlalchemy import create_engine, text
-
-    base = os.environ.get("POSTBOTE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-    schema = f"accept_{os.getpid()}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-
-    def drop():
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
-
-    return f"{base}?options=-csearch_path%3D{schema}", drop
 
 
 def main() -> None:

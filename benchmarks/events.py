@@ -15,22 +15,21 @@ import asyncio
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 import httpx
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
+from common import free_port, store_url
 from postbote.app import App
 from postbote.db import upgrade
 from postbote.db.schema import deliveries, workflow_messages
 from postbote.tenants import add_tenant, create_key
 from postbote.testing import DnsServer, Zone
 
-PG_URL = os.environ.get("POSTBOTE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 WORKFLOW = {
     "name": "Bench: stage changed", "trigger": "candidate.stage_changed",
     "conditions": [{"field": "fields.stage", "op": "eq", "value": "interview"}],
@@ -49,26 +48,6 @@ uvicorn.run(create_api(App.from_environment()), host="127.0.0.1", port=int(sys.a
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def store_url(kind: str, workdir: str):
-    if kind == "sqlite":
-        return f"sqlite:///{workdir}/bench.db", lambda: None
-    schema = f"bench_{secrets.token_hex(4)}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-
-    def drop():
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
-
-    return f"{PG_URL}?options=-csearch_path%3D{schema}", drop
 
 
 def event(i: int, prefix: str) -> dict:
@@ -101,7 +80,7 @@ def run(kind: str, count: int, concurrency: int) -> dict:
     zone.mail_domain("kandidaten.test", (10, "mx.kandidaten.test", "127.0.0.10"))
     with DnsServer(zone, "127.0.0.1") as dns:
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("POSTBOTE_")},
-               "POSTBOTE_CONFIG": os.path.join(workdir, "none.toml"), "POSTBOTE_DATABASE_URL": url,
+               "POSTBOTE_CONFIG": os.devnull, "POSTBOTE_DATABASE_URL": url,  # no config file: settings from here
                "POSTBOTE_DNS_NAMESERVERS": dns.address, "POSTBOTE_SECRET_KEY": secrets.token_hex(16),
                "POSTBOTE_PLATFORM_DOMAIN": "platform.test", "POSTBOTE_ALLOW_TEST_DOMAINS": "true",
                "POSTBOTE_LOG_LEVEL": "WARNING"}

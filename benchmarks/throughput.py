@@ -15,16 +15,14 @@ import asyncio
 import json
 import os
 import resource
-import secrets
 import shutil
-import socket
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from sqlalchemy import create_engine, text
 
+from common import free_port, store_url
 from postbote.app import App
 from postbote.compose import Draft, compose
 from postbote.db import upgrade
@@ -36,30 +34,9 @@ from postbote.tenants import add_tenant
 from postbote.testing import DnsServer, Zone
 from postbote.testing.sink import SmtpSink
 
-PG_URL = os.environ.get("POSTBOTE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BODY = ("Guten Tag, Ihr Antrag auf Urlaub vom 3. bis 14. August wurde genehmigt. " * 50)[:3600]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def store_url(kind: str, workdir: str) -> tuple[str, callable]:
-    if kind == "sqlite":
-        return f"sqlite:///{workdir}/bench.db", lambda: None
-    schema = f"bench_{secrets.token_hex(4)}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-
-    def drop():
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
-
-    return f"{PG_URL}?options=-csearch_path%3D{schema}", drop
 
 
 def enqueue(app: App, messages: int, domains: int, sign_with=None) -> float:
