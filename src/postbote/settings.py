@@ -119,6 +119,10 @@ class Settings(BaseSettings):
         description="Local addresses to send from; a destination keeps one of them across "
         "retries. Empty: the kernel's choice.",
     )
+    SHAPING_RULES: str = Field(
+        "", description="TOML file of the receiving sites (providers matched by MX host name) and "
+        "their limits; empty: the rules shipped with Postbote.",
+    )
     HELO_NAME: str = Field(
         "", description="Name given in EHLO; empty: this machine's fully qualified name."
     )
