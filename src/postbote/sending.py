@@ -150,10 +150,12 @@ def run_coroutine(coro):
 
 
 def send(engine: Engine, settings: Settings, tenant: Tenant, draft: Draft, *, resolver: Resolver | None = None,
-         message_class: MessageClass | None = None, acceptor: GroupCommit | None = None) -> Accepted:
+         message_class: MessageClass | None = None, acceptor: GroupCommit | None = None,
+         message_id: str | None = None) -> Accepted:
     """``message_class`` None: every suppression applies (mail through /v1/messages). With
     ``acceptor`` the store write joins a group commit (the API); without, it is a transaction of
-    its own (the CLI)."""
+    its own (the CLI). ``message_id``: chosen by the caller beforehand (workflow mail, so that a run
+    repeated after a crash can find what the first run accepted); a new one otherwise."""
     check_limits(settings, draft)
     vault = vault_for(settings.SECRET_KEY)
     store = engine.url.render_as_string(hide_password=True)
@@ -177,7 +179,7 @@ def send(engine: Engine, settings: Settings, tenant: Tenant, draft: Draft, *, re
             fresh = find_domain(engine, requested.domain, tenant_id=tenant.id)
     decision = choose_sender(engine, settings, tenant_id=tenant.id, tenant_name=tenant.display_name,
                              policy=tenant.sender_policy, requested=requested, reply_to=reply_to, domain=fresh)
-    message_id = new_message_id()
+    message_id = message_id or new_message_id()
     sender_text = str(decision.sender.header())
     draft = replace(draft, sender=sender_text, reply_to=str(decision.reply_to.header()) if decision.reply_to else None)
     message, copies = _compose_copies(draft, settings.PLATFORM_DOMAIN, message_id)

@@ -298,6 +298,8 @@ workflow_events = Table(
     Column("payload", JSON, nullable=False),  # the event as posted (people, fields)
     Column("answer", JSON(none_as_null=True)),  # what the first post answered; NULL (SQL) while it is handled
     Column("created_at", UTCDateTime, nullable=False),
+    # While answer is NULL: until when its handler holds it; a repeat after that takes it over.
+    Column("lease_until", UTCDateTime),
     UniqueConstraint("tenant_id", "idempotency_key"),
 )
 
@@ -329,11 +331,25 @@ workflow_jobs = Table(
     Column("action", Integer, nullable=False),
     Column("recipient", Integer, nullable=False),  # index into the action's recipients
     Column("due_at", UTCDateTime, nullable=False),
-    Column("state", String(16), nullable=False),  # waiting | done | failed
+    Column("state", String(16), nullable=False),  # waiting | running | done | failed
     Column("claimed_by", String(80)),
+    Column("lease_until", UTCDateTime),  # a running job whose lease has passed is taken by the next loop
     Column("outcome", JSON),
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_workflow_jobs_due", "state", "due_at"),
+    Index("ux_workflow_jobs_unit", "event_id", "workflow_id", "action", "recipient", unique=True),
+)
+
+# One row per unit of workflow work that sends (an event's action for one recipient, a digest):
+# the message id is chosen here before the mail is accepted, so a run repeated after a crash
+# finds the message the first run made instead of making a second.
+workflow_sends = Table(
+    "workflow_sends",
+    metadata,
+    Column("tenant_id", ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
+    Column("unit", String(120), primary_key=True),
+    Column("message_id", String(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
 )
 
 workflow_tenant_settings = Table(
@@ -372,6 +388,7 @@ workflow_digests = Table(
     Column("open_key", String(400), unique=True),
     Column("due_at", UTCDateTime, nullable=False),
     Column("state", String(16), nullable=False),  # open | running | done
+    Column("lease_until", UTCDateTime),  # while running; passed: the next loop sends it
     Column("message_id", String(32)),
     Column("outcome", JSON),
     Column("created_at", UTCDateTime, nullable=False),

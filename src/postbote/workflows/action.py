@@ -10,6 +10,7 @@ from email.utils import formataddr
 from typing import Any
 
 from sqlalchemy import Engine, insert
+from sqlalchemy.exc import IntegrityError
 
 from ..compose import Draft, check_header_value, parse_mailbox
 from ..db.schema import utcnow, workflow_messages
@@ -22,6 +23,7 @@ from ..tenants import Tenant
 from ..vocab import MessageClass, Outcome
 from .definition import Action, Recipient
 from .events import Event
+from .once import event_unit, message_for
 from .sender import sender_address
 from .store import Workflow
 from .templates import TemplateError, render
@@ -131,6 +133,7 @@ def render_for(action: Action, person: Person, event_context: dict[str, Any], fa
 
 async def run_action(deps: Deps, tenant: Tenant, workflow: Workflow, action_index: int, recipient_index: int,
                      event: Event | None, *, fallback: str, dry_run: bool = False, test_to: str | None = None) -> Result:
+    """A real send of an event's action is a unit of work sent at most once (see ``once``)."""
     action = workflow.definition.actions[action_index]
     person = resolve(action.recipients[recipient_index], event)
     base = dict(workflow_id=workflow.id, version=workflow.version, action=action_index, role=person.role)
@@ -150,13 +153,17 @@ async def run_action(deps: Deps, tenant: Tenant, workflow: Workflow, action_inde
     if dry_run:
         return Result(**base, outcome=Outcome.WOULD_SEND, recipient=person.address, lang=rendered.lang,
                       sender=sender_address(action.sender, deps.settings), preview=rendered)
+    unit = (event_unit(event.id, workflow.id, action_index, recipient_index)
+            if event is not None and event.id is not None and test_to is None else None)
     return await deliver(deps, tenant, workflow, action_index, person, rendered, event.id if event else None,
-                         test_to=test_to)
+                         test_to=test_to, unit=unit)
 
 
 async def deliver(deps: Deps, tenant: Tenant, workflow: Workflow, action_index: int, person: Person,
-                  rendered: Rendered, event_id: int | None, *, test_to: str | None = None) -> Result:
-    """Send what was rendered to this one recipient and record the workflow and version."""
+                  rendered: Rendered, event_id: int | None, *, test_to: str | None = None,
+                  unit: str | None = None) -> Result:
+    """Send what was rendered to this one recipient and record the workflow and version. With a
+    ``unit``, a message an earlier run of the same unit accepted is answered instead of sent again."""
     action = workflow.definition.actions[action_index]
     base = dict(workflow_id=workflow.id, version=workflow.version, action=action_index, role=person.role)
     sender = sender_address(action.sender, deps.settings)
@@ -168,9 +175,18 @@ async def deliver(deps: Deps, tenant: Tenant, workflow: Workflow, action_index: 
         extra += unsubscribe_headers(deps.settings, tenant.id, to, workflow.id)
     draft = Draft(sender=sender, recipients=[_named(person.name, to)], subject=subject, text=rendered.text or " ",
                   html=rendered.html, headers=extra)
+    message_id = None
+    if unit is not None:
+        message_id, done = await asyncio.to_thread(message_for, deps.engine, tenant.id, unit)
+        if done:  # an earlier run accepted it and stopped before saying so
+            _record(deps.engine, tenant.id, message_id, workflow, action_index, person, rendered.lang,
+                    action.message_class.value, event_id, test=False)
+            return Result(**base, outcome=Outcome.SENT, recipient=to, lang=rendered.lang, message_id=message_id,
+                          reason="accepted by an earlier run of the same work; not sent again")
     try:
         accepted = await asyncio.to_thread(send, deps.engine, deps.settings, tenant, draft, resolver=deps.resolver,
-                                           message_class=action.message_class, acceptor=deps.acceptor)
+                                           message_class=action.message_class, acceptor=deps.acceptor,
+                                           message_id=message_id)
     except InputError as exc:
         details = exc.details or []
         reasons = {d.get("reason") for d in details if isinstance(d, dict)}
@@ -197,11 +213,14 @@ def _named(name: str, address: str) -> str:
 
 def _record(engine: Engine, tenant_id: int, message_id: str, workflow: Workflow, action_index: int, person: Person,
             lang: str, message_class: str, event_id: int | None, *, test: bool) -> None:
-    with engine.begin() as conn:
-        conn.execute(insert(workflow_messages).values(
-            message_id=message_id, tenant_id=tenant_id, workflow_id=workflow.id, version=workflow.version,
-            event_id=event_id, action=action_index, role=person.role, lang=lang,
-            message_class=message_class, test=test, created_at=utcnow()))
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(workflow_messages).values(
+                message_id=message_id, tenant_id=tenant_id, workflow_id=workflow.id, version=workflow.version,
+                event_id=event_id, action=action_index, role=person.role, lang=lang,
+                message_class=message_class, test=test, created_at=utcnow()))
+    except IntegrityError:  # recorded by the earlier run of the same unit
+        pass
 
 
 __all__ = ["deliver", "Deps", "Person", "Rendered", "Result", "choose_language", "render_for", "resolve", "run_action"]

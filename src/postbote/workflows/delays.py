@@ -14,8 +14,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Engine, insert, select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, and_, insert, or_, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..errors import StoreError
 
@@ -70,10 +70,15 @@ def _zone(name: str | None) -> ZoneInfo:
 
 def schedule(engine: Engine, tenant_id: int, event_id: int, workflow_id: int, version: int, action: int,
              recipient: int, when: datetime) -> None:
-    with engine.begin() as conn:
-        conn.execute(insert(workflow_jobs).values(
-            tenant_id=tenant_id, event_id=event_id, workflow_id=workflow_id, version=version, action=action,
-            recipient=recipient, due_at=when, state="waiting", created_at=utcnow()))
+    """One job per event, workflow, action and recipient: an event handled again after a crash
+    finds its job already there."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(workflow_jobs).values(
+                tenant_id=tenant_id, event_id=event_id, workflow_id=workflow_id, version=version, action=action,
+                recipient=recipient, due_at=when, state="waiting", created_at=utcnow()))
+    except IntegrityError:
+        pass
 
 
 async def run_due(deps: Deps, *, now: datetime | None = None, limit: int = 100) -> list[Result]:
@@ -83,11 +88,11 @@ async def run_due(deps: Deps, *, now: datetime | None = None, limit: int = 100) 
     owner = secrets.token_hex(8)
     with deps.engine.connect() as conn:
         ids = [r.id for r in conn.execute(select(workflow_jobs.c.id).where(
-            workflow_jobs.c.state == "waiting", workflow_jobs.c.due_at <= now).order_by(workflow_jobs.c.due_at)
+            _claimable(now), workflow_jobs.c.due_at <= now).order_by(workflow_jobs.c.due_at)
             .limit(limit))]
     results = []
     for job_id in ids:
-        job = claim_job(deps.engine, job_id, owner)
+        job = claim_job(deps.engine, job_id, owner, now=now)
         if job is None:
             continue  # another loop took it
         try:
@@ -135,12 +140,22 @@ async def send_due_forever(deps: Deps, stop: asyncio.Event, *, interval: float =
             pass
 
 
-def claim_job(engine: Engine, job_id: int, owner: str):
-    """The job's row if this loop got it; None if another loop was first (one conditional update)."""
+LEASE = timedelta(minutes=5)  # a job running longer than this is taken over: its loop is gone
+
+
+def _claimable(now: datetime):
+    """Waiting, or running under a lease that has passed (the loop that took it died)."""
+    return or_(workflow_jobs.c.state == "waiting",
+               and_(workflow_jobs.c.state == "running", workflow_jobs.c.lease_until <= now))
+
+
+def claim_job(engine: Engine, job_id: int, owner: str, *, now: datetime | None = None):
+    """The job's row if this loop got it; None if another loop was first (one conditional update).
+    A job taken over from a dead loop does not send twice: its mail is a unit of ``once``."""
+    now = now or utcnow()
     with engine.begin() as conn:
-        claimed = conn.execute(update(workflow_jobs).where(workflow_jobs.c.id == job_id,
-                                                           workflow_jobs.c.state == "waiting")
-                               .values(state="running", claimed_by=owner)).rowcount
+        claimed = conn.execute(update(workflow_jobs).where(workflow_jobs.c.id == job_id, _claimable(now))
+                               .values(state="running", claimed_by=owner, lease_until=now + LEASE)).rowcount
         return conn.execute(select(workflow_jobs).where(workflow_jobs.c.id == job_id)).first() if claimed else None
 
 

@@ -13,7 +13,7 @@ from datetime import datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..db.schema import iso_utc, utcnow, workflow_digest_events, workflow_digests
@@ -23,6 +23,7 @@ from ..vocab import Outcome
 from .action import Deps, Person, Result, deliver, render_for, resolve
 from .definition import Digest
 from .events import Event, load_event
+from .once import digest_unit
 from .store import Workflow, fallback_language, get_workflow, load_tenant
 from .templates import TemplateError
 
@@ -49,6 +50,9 @@ def collect(deps: Deps, tenant: Tenant, workflow: Workflow, a: int, r: int, even
     digest = workflow.definition.actions[a].digest
     assert digest is not None and person.address is not None and event.id is not None
     key = f"{tenant.id}:{workflow.id}:{a}:{person.address.lower()}"
+    earlier = _collected_before(deps.engine, tenant.id, workflow.id, a, person.address.lower(), event.id)
+    if earlier is not None:  # the event is handled again after a crash: it is in its digest already
+        return _collected(workflow, a, person, earlier.id, earlier.due_at)
     for _ in range(3):  # another request may open the same digest at the same moment
         with deps.engine.begin() as conn:
             row = conn.execute(select(workflow_digests.c.id, workflow_digests.c.due_at).where(
@@ -77,23 +81,42 @@ def collect(deps: Deps, tenant: Tenant, workflow: Workflow, a: int, r: int, even
     raise RuntimeError("could not open a digest")  # pragma: no cover - three races in a row
 
 
+def _collected_before(engine: Engine, tenant_id: int, workflow_id: int, action: int, address: str, event_id: int):
+    with engine.connect() as conn:
+        return conn.execute(select(workflow_digests.c.id, workflow_digests.c.due_at).join(
+            workflow_digest_events, workflow_digest_events.c.digest_id == workflow_digests.c.id).where(
+            workflow_digests.c.tenant_id == tenant_id, workflow_digests.c.workflow_id == workflow_id,
+            workflow_digests.c.action == action, workflow_digests.c.address == address,
+            workflow_digest_events.c.event_id == event_id)).first()
+
+
 def _collected(workflow: Workflow, a: int, person: Person, digest_id: int, due: datetime) -> Result:
     return Result(workflow.id, workflow.version, a, Outcome.COLLECTED, role=person.role, recipient=person.address,
                   due_at=iso_utc(due), reason=f"collected into digest {digest_id}, sent at {iso_utc(due)}")
+
+
+LEASE = timedelta(minutes=5)  # a digest running longer than this is taken over: its loop is gone
+
+
+def _claimable(now: datetime):
+    return or_(workflow_digests.c.state == "open",
+               and_(workflow_digests.c.state == "running", workflow_digests.c.lease_until <= now))
 
 
 async def send_due_digests(deps: Deps, now: datetime, *, limit: int = 100) -> list[Result]:
     owner = secrets.token_hex(8)
     with deps.engine.connect() as conn:
         ids = [r.id for r in conn.execute(select(workflow_digests.c.id).where(
-            workflow_digests.c.state == "open", workflow_digests.c.due_at <= now).limit(limit))]
+            _claimable(now), workflow_digests.c.due_at <= now).limit(limit))]
     results = []
     for digest_id in ids:
         with deps.engine.begin() as conn:
-            # Claimed once: closing it (open_key NULL) also lets the next event open a new one.
+            # Claimed once: closing it (open_key NULL) also lets the next event open a new one. A
+            # digest whose loop died while running is claimed again once its lease has passed; its
+            # mail is not sent twice (once.digest_unit).
             claimed = conn.execute(update(workflow_digests).where(
-                workflow_digests.c.id == digest_id, workflow_digests.c.state == "open").values(
-                state="running", open_key=None, outcome={"claimed_by": owner})).rowcount
+                workflow_digests.c.id == digest_id, _claimable(now)).values(
+                state="running", open_key=None, lease_until=now + LEASE, outcome={"claimed_by": owner})).rowcount
             row = conn.execute(select(workflow_digests).where(workflow_digests.c.id == digest_id)).first() \
                 if claimed else None
         if row is None:
@@ -120,7 +143,7 @@ async def _send(deps: Deps, row: Any) -> Result:
     except TemplateError as exc:
         return Result(workflow.id, workflow.version, row.action, Outcome.TEMPLATE_FAILED, role=person.role,
                       recipient=person.address, reason=exc.message, lang=exc.lang)
-    return await deliver(deps, tenant, workflow, row.action, person, rendered, None)
+    return await deliver(deps, tenant, workflow, row.action, person, rendered, None, unit=digest_unit(row.id))
 
 
 def _events(engine: Engine, tenant_id: int, digest_id: int) -> list[Event]:

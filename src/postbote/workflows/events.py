@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..db.schema import iso_utc, utcnow, workflow_events
@@ -96,39 +96,63 @@ def parse_event(data: Any, *, now: datetime | None = None) -> Event:
     return Event(kind, key, occurred, checked, fields)
 
 
-def record_event(engine: Engine, tenant_id: int, event: Event) -> tuple[Event, dict[str, Any] | None]:
-    """(the recorded event, the answer given the first time if this key was seen before)."""
-    now = utcnow()
+LEASE = timedelta(minutes=2)  # how long a first handling holds its event before a repeat may take over
+
+
+def record_event(engine: Engine, tenant_id: int, event: Event, *,
+                 now: datetime | None = None) -> tuple[Event, dict[str, Any] | None]:
+    """(the recorded event, the answer given the first time if this key was seen before).
+
+    An event whose first handling broke off before it answered (the process died, or the
+    handling failed and let go) is handled again by the next post of the same key — the event as
+    first recorded, under its first id; what the broken run had sent already is not sent twice
+    (``once``), and what it had scheduled is not scheduled twice."""
+    now = now or utcnow()
     try:
         with engine.begin() as conn:
             event_id = conn.execute(insert(workflow_events).values(
                 tenant_id=tenant_id, idempotency_key=event.idempotency_key, type=event.type.value,
-                occurred_at=event.occurred_at, payload=event.payload(), answer=None, created_at=now,
+                occurred_at=event.occurred_at, payload=event.payload(), answer=None, created_at=utcnow(),
+                lease_until=now + LEASE,
             )).inserted_primary_key[0]
     except IntegrityError:
-        with engine.connect() as conn:
-            row = conn.execute(select(workflow_events).where(
-                workflow_events.c.tenant_id == tenant_id,
-                workflow_events.c.idempotency_key == event.idempotency_key)).first()
-        if row is None:  # removed meanwhile (its first handling failed): the caller may post again
-            raise ConflictError("This event is being handled right now.", code="event_in_progress",
-                                hint="Post it again in a moment.") from None
-        if row.answer is None:
-            raise ConflictError("This event is being handled right now.", code="event_in_progress",
-                                hint="Post it again in a moment; it will not fire twice.") from None
-        return Event(event.type, event.idempotency_key, event.occurred_at, event.people, event.fields, row.id), row.answer
+        return _seen_before(engine, tenant_id, event, now)
     return Event(event.type, event.idempotency_key, event.occurred_at, event.people, event.fields, event_id), None
+
+
+def _seen_before(engine: Engine, tenant_id: int, event: Event, now: datetime) -> tuple[Event, dict[str, Any] | None]:
+    with engine.begin() as conn:
+        row = conn.execute(select(workflow_events).where(
+            workflow_events.c.tenant_id == tenant_id,
+            workflow_events.c.idempotency_key == event.idempotency_key)).first()
+        if row is None:
+            raise ConflictError("This event is being handled right now.", code="event_in_progress",
+                                hint="Post it again in a moment.")
+        if row.answer is not None:
+            first = parse_event(row.payload)
+            return Event(first.type, first.idempotency_key, first.occurred_at, first.people, first.fields, row.id), row.answer
+        taken = conn.execute(update(workflow_events).where(
+            workflow_events.c.id == row.id, workflow_events.c.answer.is_(None),
+            or_(workflow_events.c.lease_until.is_(None), workflow_events.c.lease_until <= now)).values(
+            lease_until=now + LEASE)).rowcount
+    if not taken:
+        raise ConflictError("This event is being handled right now.", code="event_in_progress",
+                            hint="Post it again in a moment; it will not fire twice.")
+    first = parse_event(row.payload)
+    return Event(first.type, first.idempotency_key, first.occurred_at, first.people, first.fields, row.id), None
 
 
 def store_answer(engine: Engine, event_id: int, answer: dict[str, Any]) -> None:
     with engine.begin() as conn:
-        conn.execute(update(workflow_events).where(workflow_events.c.id == event_id).values(answer=answer))
+        conn.execute(update(workflow_events).where(workflow_events.c.id == event_id).values(
+            answer=answer, lease_until=None))
 
 
-def forget_event(engine: Engine, event_id: int) -> None:
-    """The first handling failed before it answered: let the platform post the event again."""
+def release_event(engine: Engine, event_id: int) -> None:
+    """The handling failed before it answered: the next post of the same key handles it again."""
     with engine.begin() as conn:
-        conn.execute(delete(workflow_events).where(workflow_events.c.id == event_id, workflow_events.c.answer.is_(None)))
+        conn.execute(update(workflow_events).where(workflow_events.c.id == event_id,
+                                                   workflow_events.c.answer.is_(None)).values(lease_until=None))
 
 
 def load_event(engine: Engine, tenant_id: int, event_id: int) -> tuple[Event, dict[str, Any] | None]:

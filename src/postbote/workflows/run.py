@@ -19,7 +19,7 @@ from .action import Deps, Person, Rendered, Result, render_for, resolve, run_act
 from .delays import DelayFieldError, due_at, schedule
 from .digests import collect
 from .definition import parse_definition
-from .events import Event, forget_event, parse_event, record_event, store_answer
+from .events import Event, parse_event, record_event, release_event, store_answer
 from .sender import sender_verdict
 from .store import Workflow, create_workflow, fallback_language, get_workflow, list_workflows, update_workflow
 from .templates import TemplateError
@@ -31,13 +31,13 @@ async def handle_event(deps: Deps, tenant: Tenant, data: Any, *, now: datetime |
     event = parse_event(data, now=now)
     if dry_run:
         return _answer(event, await _fire(deps, tenant, event, now, dry_run=True), dry_run=True)
-    event, previous = record_event(deps.engine, tenant.id, event)
+    event, previous = record_event(deps.engine, tenant.id, event, now=now)
     if previous is not None:
         return {**previous, "duplicate": True}
     try:
         results = await _fire(deps, tenant, event, now, dry_run=False)
     except BaseException:
-        forget_event(deps.engine, event.id)  # nothing answered: a repeat may try again
+        release_event(deps.engine, event.id)  # nothing answered: a repeat handles it again
         raise
     answer = _answer(event, results, dry_run=False)
     store_answer(deps.engine, event.id, answer)
