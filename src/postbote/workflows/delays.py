@@ -144,9 +144,11 @@ LEASE = timedelta(minutes=5)  # a job running longer than this is taken over: it
 
 
 def _claimable(now: datetime):
-    """Waiting, or running under a lease that has passed (the loop that took it died)."""
+    """Waiting, or running under a lease that has passed (the loop that took it died) or that was
+    never given (claimed before leases existed)."""
     return or_(workflow_jobs.c.state == "waiting",
-               and_(workflow_jobs.c.state == "running", workflow_jobs.c.lease_until <= now))
+               and_(workflow_jobs.c.state == "running",
+                    or_(workflow_jobs.c.lease_until.is_(None), workflow_jobs.c.lease_until <= now)))
 
 
 def claim_job(engine: Engine, job_id: int, owner: str, *, now: datetime | None = None):

@@ -100,7 +100,8 @@ LEASE = timedelta(minutes=5)  # a digest running longer than this is taken over:
 
 def _claimable(now: datetime):
     return or_(workflow_digests.c.state == "open",
-               and_(workflow_digests.c.state == "running", workflow_digests.c.lease_until <= now))
+               and_(workflow_digests.c.state == "running",
+                    or_(workflow_digests.c.lease_until.is_(None), workflow_digests.c.lease_until <= now)))
 
 
 async def send_due_digests(deps: Deps, now: datetime, *, limit: int = 100) -> list[Result]:
