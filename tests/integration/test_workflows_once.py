@@ -30,12 +30,16 @@ class Died(BaseException):
     """The process is gone: nothing after this point of the handling runs, not even its cleanup."""
 
 
-def die_before_answering(monkeypatch):
+def handler_dies(monkeypatch, deps, tenant, event) -> None:
+    """Handle ``event`` in a process that dies before it answers, letting nothing go."""
     def store_answer(*args, **kwargs):
         raise Died()
 
-    monkeypatch.setattr(run, "store_answer", store_answer)
-    monkeypatch.setattr(run, "release_event", lambda *args: None)  # a dead process lets nothing go
+    with monkeypatch.context() as dying:
+        dying.setattr(run, "store_answer", store_answer)
+        dying.setattr(run, "release_event", lambda *args: None)
+        with pytest.raises(Died):
+            asyncio.run(handle_event(deps, tenant, event, now=T0))
 
 
 def message_count(app) -> int:
@@ -47,12 +51,7 @@ def test_an_event_whose_handler_died_after_sending_is_taken_over_without_a_secon
     app = api.app_ref
     api.post("/v1/workflows", json=stage_workflow(domain=None), headers=auth(api))
     deps, acme = Deps(app.engine, app.settings, app.resolver), get_tenant(app.engine, "acme")
-    real_answer, real_release = run.store_answer, run.release_event
-    die_before_answering(monkeypatch)
-    with pytest.raises(Died):
-        asyncio.run(handle_event(deps, acme, stage_event("c-died"), now=T0))
-    monkeypatch.setattr(run, "store_answer", real_answer)
-    monkeypatch.setattr(run, "release_event", real_release)
+    handler_dies(monkeypatch, deps, acme, stage_event("c-died"))
     assert message_count(app) == 1  # the mail was accepted before the process died
     with pytest.raises(ConflictError) as held:  # the dead handler's lease has not passed yet
         asyncio.run(handle_event(deps, acme, stage_event("c-died"), now=T0 + timedelta(seconds=30)))
@@ -71,12 +70,7 @@ def test_an_event_whose_handler_died_after_scheduling_keeps_one_job(api, monkeyp
     app = api.app_ref
     api.post("/v1/workflows", json=stage_workflow(domain=None, delay={"offset": "1h"}), headers=auth(api))
     deps, acme = Deps(app.engine, app.settings, app.resolver), get_tenant(app.engine, "acme")
-    real_answer, real_release = run.store_answer, run.release_event
-    die_before_answering(monkeypatch)
-    with pytest.raises(Died):
-        asyncio.run(handle_event(deps, acme, stage_event("c-later"), now=T0))
-    monkeypatch.setattr(run, "store_answer", real_answer)
-    monkeypatch.setattr(run, "release_event", real_release)
+    handler_dies(monkeypatch, deps, acme, stage_event("c-later"))
     answer = asyncio.run(handle_event(deps, acme, stage_event("c-later"), now=T0 + events.LEASE))
     assert [r["outcome"] for r in answer["results"]] == ["delayed"]
     with app.engine.connect() as conn:
@@ -96,7 +90,6 @@ def test_a_failed_handling_lets_go_at_once(api, monkeypatch):
     with pytest.raises(RuntimeError):
         asyncio.run(handle_event(deps, acme, stage_event("c-fail"), now=T0))
     monkeypatch.setattr(run, "_fire", real)
-    first_id = None
     answer = asyncio.run(handle_event(deps, acme, stage_event("c-fail"), now=T0))  # no wait for a lease
     first_id = answer["id"]
     assert [r["outcome"] for r in answer["results"]] == ["sent"]
