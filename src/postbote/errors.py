@@ -10,6 +10,7 @@
     ├── RateLimitedError          too many requests; retry_after says when to come back (429)
     ├── NotFoundError             the thing does not exist, or belongs to another tenant
     ├── AuthError                 no or a wrong API key
+    ├── ForbiddenError            a valid key that may not do this: a suspended tenant, the wrong scope (403)
     ├── ConflictError             the thing exists already
     ├── StoreError                the database is unreachable or its schema is not current
     └── DnsUpdateError            the platform's DNS server refused or missed an update
@@ -88,6 +89,10 @@ class NotFoundError(PostboteError):
 class AuthError(PostboteError):
     code = "unauthorized"
     hint = "Send 'Authorization: Bearer <key>' with a key from 'postbote tenant key'."
+
+
+class ForbiddenError(PostboteError):
+    code = "forbidden"
 
 
 class ConflictError(PostboteError):

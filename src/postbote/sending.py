@@ -25,7 +25,7 @@ from .errors import HeaderInjectionError, InputError, InvalidMessageError, TooLa
 from .queue import GroupCommit, Outgoing, enqueue
 from .recipients import AddressCheck, check_addresses, check_syntax, find_many
 from .settings import Settings
-from .tenants import Tenant
+from .tenants import Tenant, check_hourly_limit
 from .vocab import DeliveryState, MessageClass, SuppressionReason
 
 
@@ -169,6 +169,7 @@ def send(engine: Engine, settings: Settings, tenant: Tenant, draft: Draft, *, re
     everyone, refused = check_recipients(engine, settings, tenant, [a for f in fields for a in f], resolver,
                                          message_class)
     draft = replace(draft, **_split_fields(fields, everyone))
+    check_hourly_limit(engine, tenant, len(everyone))
     reply_to = parse_mailbox(draft.reply_to, field="reply-to") if draft.reply_to else None
     fresh = None
     if len(everyone) >= settings.BULK_THRESHOLD:

@@ -8,15 +8,15 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .compose import check_header_value
-from .db.schema import api_keys, iso_utc, tenants, utcnow
-from .errors import AuthError, ConflictError, InputError, NotFoundError
+from .db.schema import api_keys, deliveries, iso_utc, messages, tenants, utcnow
+from .errors import AuthError, ConflictError, InputError, NotFoundError, RateLimitedError
 from .vocab import SenderPolicy
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -29,6 +29,9 @@ class Tenant:
     name: str
     display_name: str
     sender_policy: SenderPolicy = SenderPolicy.FALLBACK
+    suspended: bool = False
+    hourly_limit: int | None = None  # recipients accepted per rolling hour; None: no limit
+    time_zone: str | None = None
 
 
 def _hash(key: str) -> str:
@@ -56,19 +59,24 @@ def add_tenant(engine: Engine, name: str, display_name: str | None = None) -> Te
     return Tenant(tenant_id, name, display)
 
 
-def _tenant(row) -> Tenant:
-    return Tenant(row.id, row.name, row.display_name, SenderPolicy(row.sender_policy))
+def tenant_from_row(row) -> Tenant:
+    return Tenant(row.id, row.name, row.display_name, SenderPolicy(row.sender_policy),
+                  suspended=row.suspended_at is not None, hourly_limit=row.hourly_limit, time_zone=row.time_zone)
+
+
+def check_sender_policy(policy: str) -> SenderPolicy:
+    try:
+        return SenderPolicy(policy)
+    except ValueError:
+        raise InputError(f"The sender policy {policy[:40]!r} does not exist.", code="policy_invalid",
+                         hint="Use fallback (send from the default sender) or hold.") from None
 
 
 def set_sender_policy(engine: Engine, tenant: Tenant, policy: str) -> Tenant:
-    try:
-        chosen = SenderPolicy(policy)
-    except ValueError:
-        raise InputError(f"The sender policy {policy!r} does not exist.", code="policy_invalid",
-                         hint="Use fallback (send from the default sender) or hold.") from None
+    chosen = check_sender_policy(policy)
     with engine.begin() as conn:
         conn.execute(update(tenants).where(tenants.c.id == tenant.id).values(sender_policy=chosen.value))
-    return Tenant(tenant.id, tenant.name, tenant.display_name, chosen)
+    return replace(tenant, sender_policy=chosen)
 
 
 def tenant_names(engine: Engine) -> dict[int, str]:
@@ -85,7 +93,7 @@ def get_tenant(engine: Engine, name: str) -> Tenant:
             hint="Create it with 'postbote tenant add NAME'.",
             code="tenant_not_found",
         )
-    return _tenant(row)
+    return tenant_from_row(row)
 
 
 def list_tenants(engine: Engine) -> list[tuple[Tenant, int]]:
@@ -95,7 +103,7 @@ def list_tenants(engine: Engine) -> list[tuple[Tenant, int]]:
     with engine.connect() as conn:
         rows = conn.execute(select(tenants, live.c["keys"]).outerjoin(live, live.c.tenant_id == tenants.c.id)
                             .order_by(tenants.c.name)).all()
-    return [(_tenant(row), row[-1] or 0) for row in rows]
+    return [(tenant_from_row(row), row[-1] or 0) for row in rows]
 
 
 def create_key(engine: Engine, tenant: Tenant) -> str:
@@ -126,7 +134,7 @@ def authenticate(engine: Engine, key: str) -> Tenant:
     if row.last_used_at is None or now - row.last_used_at >= _LAST_USE_RESOLUTION:
         with engine.begin() as conn:
             conn.execute(update(api_keys).where(api_keys.c.id == row.key_id).values(last_used_at=now))
-    return _tenant(row)
+    return tenant_from_row(row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,3 +185,28 @@ def rotate_key(engine: Engine, tenant: Tenant, prefix: str) -> str:
         conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=now))
         conn.execute(insert(api_keys).values(tenant_id=tenant.id, prefix=key[:10], key_hash=_hash(key), created_at=now))
     return key
+
+
+_WINDOW = timedelta(hours=1)
+
+
+def check_hourly_limit(engine: Engine, tenant: Tenant, recipients: int, *, now: datetime | None = None) -> None:
+    """Refuse a message whose recipients would take the tenant past its hourly limit, counting the
+    recipients of its messages accepted in the last hour. Checked before the store write, so two
+    requests at the same moment may together pass the limit by what they carry."""
+    if tenant.hourly_limit is None:
+        return
+    now = now or utcnow()
+    since = now - _WINDOW
+    with engine.connect() as conn:
+        used = conn.execute(select(func.count()).select_from(deliveries.join(messages, deliveries.c.message_id == messages.c.id))
+                            .where(messages.c.tenant_id == tenant.id, messages.c.created_at > since)).scalar() or 0
+        if used + recipients <= tenant.hourly_limit:
+            return
+        oldest = conn.execute(select(func.min(messages.c.created_at)).where(
+            messages.c.tenant_id == tenant.id, messages.c.created_at > since)).scalar()
+    wait = max(1.0, ((oldest + _WINDOW) - now).total_seconds()) if oldest is not None else 3600.0
+    raise RateLimitedError(
+        f"The hourly limit of {tenant.hourly_limit:,} recipients is reached ({used:,} in the last hour; "
+        f"this message has {recipients:,}).", retry_after=wait, code="hourly_limit_reached",
+        hint="Send again after Retry-After seconds, or ask the platform's operators to raise the limit.")

@@ -23,17 +23,19 @@ from ..domains import get_domain, list_domains
 from ..recipients import check_addresses, find_many
 from ..recipients.suppression import export_csv, remove, search, suppress
 from ..compose import Draft
-from ..errors import (AuthError, ConflictError, InputError, NotFoundError, PostboteError, RateLimitedError, StoreError,
-                      TooLargeError)
+from ..admins import AdminKey, authenticate_admin, chosen_language, is_admin_key, suspension_reason
+from ..errors import (AuthError, ConflictError, ForbiddenError, InputError, NotFoundError, PostboteError, RateLimitedError,
+                      StoreError, TooLargeError)
 from ..limits import RateLimiter, retry_after_header
 from ..durations import parse_duration
-from ..explaining import message_story, record_feedback
+from ..explaining import LANGUAGES, message_story, record_feedback
 from ..explaining import report as build_report
 from ..sending import send
 from ..tenants import Tenant, authenticate
 from ..queue import list_messages
 from ..views import accepted_json, message_json, message_page_json
 from . import errors as api_errors
+from .admin import add_admin_routes
 from .allowlist import add_allowlist_routes
 from .workflows import add_workflow_routes
 from .keys import add_key_routes
@@ -51,8 +53,9 @@ from .schemas import (
 
 log = logging.getLogger("postbote.api")
 
-_STATUS = [(TooLargeError, 413), (RateLimitedError, 429), (InputError, 422), (NotFoundError, 404), (AuthError, 401), (ConflictError, 409), (StoreError, 503)]
-_ERRORS = {code: {"model": ErrorResponse} for code in (401, 404, 409, 413, 422, 429)}
+_STATUS = [(TooLargeError, 413), (RateLimitedError, 429), (InputError, 422), (NotFoundError, 404), (AuthError, 401),
+           (ForbiddenError, 403), (ConflictError, 409), (StoreError, 503)]
+_ERRORS = {code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 413, 422, 429)}
 
 
 def create_api(app: App) -> FastAPI:
@@ -65,12 +68,35 @@ def create_api(app: App) -> FastAPI:
     def tenant(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Tenant:
         if credentials is None:
             raise AuthError("No API key was given.")
+        if is_admin_key(credentials.credentials):
+            authenticate_admin(app.engine, credentials.credentials)  # a wrong or revoked one is a 401
+            raise ForbiddenError("An admin key does not act as a tenant.", code="tenant_key_required",
+                                 hint="Use the tenant's own API key (make one with POST /v1/admin/tenants/{name}/keys).")
         who = authenticate(app.engine, credentials.credentials)
         wait = rates.take(who.id)  # before any work is done for the request
         if wait:
             raise RateLimitedError(f"Too many requests: at most {app.settings.API_RATE_LIMIT:g} a second are taken.",
                                    retry_after=wait)
+        if who.suspended:
+            raise ForbiddenError(f"The tenant {who.name!r} is suspended: {suspension_reason(app.engine, who.id)}",
+                                 code="tenant_suspended",
+                                 hint="Your mail already queued is kept and waits; ask the platform's operators to resume you.")
         return who
+
+    def admin(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> AdminKey:
+        if credentials is None:
+            raise AuthError("No admin key was given.", hint="Send 'Authorization: Bearer <admin key>' with a key from "
+                                                            "'postbote admin key create'.")
+        if not is_admin_key(credentials.credentials):
+            authenticate(app.engine, credentials.credentials)  # a wrong or revoked one is a 401
+            raise ForbiddenError("This operation needs an admin key; a tenant key cannot do it.", code="admin_key_required",
+                                 hint="Make an admin key with 'postbote admin key create LABEL' on the platform's host.")
+        by = authenticate_admin(app.engine, credentials.credentials)
+        wait = rates.take(f"admin:{by.prefix}")
+        if wait:
+            raise RateLimitedError(f"Too many requests: at most {app.settings.API_RATE_LIMIT:g} a second are taken.",
+                                   retry_after=wait)
+        return by
 
     @api.exception_handler(PostboteError)
     async def _postbote_error(request: Request, error: PostboteError) -> JSONResponse:
@@ -144,7 +170,11 @@ def create_api(app: App) -> FastAPI:
     @api.get("/v1/messages/{message_id}", responses=_ERRORS)
     def get_message(message_id: str, lang: str | None = None, who: Tenant = Depends(tenant)) -> dict:
         """Each recipient's state, every attempt with the receiving server's reply and its
-        category, and an explanation of where it stands (``lang``: de, en or es)."""
+        category, and an explanation of where it stands (``lang``: de, en or es; default: your
+        default language, else the platform's)."""
+        if lang is None:  # the tenant's default language, where explanations exist in it
+            chosen = chosen_language(app.engine, who.id)
+            lang = chosen if chosen in LANGUAGES else None
         return message_json(*message_story(app.engine, app.settings, message_id, lang=lang, tenant_id=who.id))
 
     @api.post("/v1/messages/{message_id}/release", responses=_ERRORS)
@@ -239,6 +269,7 @@ def create_api(app: App) -> FastAPI:
     add_allowlist_routes(api, app, tenant, _ERRORS)
     add_workflow_routes(api, app, tenant, _ERRORS)
     add_key_routes(api, app, tenant, _ERRORS)
+    add_admin_routes(api, app, admin, _ERRORS)
 
     @api.get("/v1/health")
     def health() -> dict:

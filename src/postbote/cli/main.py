@@ -23,6 +23,7 @@ from .. import __version__
 from ..tenants import add_tenant, get_tenant, list_tenants, set_sender_policy
 from ..views import accepted_json, message_json
 from . import render
+from .admin import admin_cli, tenant_resume, tenant_settings, tenant_suspend
 from .allowlist import allowlist
 from .context import JsonOpt, guarded, run_async
 from .keys import key_cli
@@ -33,6 +34,10 @@ tenant_cli = typer.Typer(no_args_is_help=True, help="Tenants (customer companies
 cli.add_typer(tenant_cli, name="tenant")
 tenant_cli.add_typer(key_cli, name="key")
 cli.command("allowlist")(allowlist)
+cli.add_typer(admin_cli, name="admin")
+tenant_cli.command("suspend")(tenant_suspend)
+tenant_cli.command("resume")(tenant_resume)
+tenant_cli.command("settings")(tenant_settings)
 
 
 def _version(value: bool) -> None:

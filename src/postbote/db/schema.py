@@ -79,6 +79,25 @@ tenants = Table(
     Column("display_name", String(200), nullable=False),
     Column("sender_policy", String(16), nullable=False, server_default="fallback"),
     Column("created_at", UTCDateTime, nullable=False),
+    # Set by an admin: the tenant's API calls answer 403 and its pending mail waits (not claimed).
+    Column("suspended_at", UTCDateTime),
+    Column("suspended_reason", Text),
+    Column("time_zone", String(64)),  # IANA name; delays at a local time use it when they name none
+    Column("hourly_limit", Integer),  # recipients accepted per rolling hour; NULL: no limit
+)
+
+# Keys of the platform's operators: they manage tenants and the partner registry over the API.
+# Kept like tenant keys: the prefix to tell them apart, the SHA-256 of the whole key.
+admin_keys = Table(
+    "admin_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("label", String(100), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+    Column("last_used_at", UTCDateTime),
 )
 
 api_keys = Table(
@@ -112,6 +131,7 @@ messages = Table(
     Column("dkim_selector", String(63)),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_messages_tenant_created", "tenant_id", "created_at"),  # the hourly limit's count
 )
 
 deliveries = Table(

@@ -2,7 +2,7 @@
 health check, and the sender choice at send time."""
 
 from .dkim import sign
-from .partners import Partner, add_partner, list_partners, partner_ips, partner_verdicts, remove_partner
+from .partners import Partner, add_partner, list_partners, partner_ips, partner_verdicts, remove_partner, update_partner
 from .publish import platform_records, publish, zone_file
 from .records import Record, tenant_records
 from .sender import SenderDecision, choose_sender
@@ -30,6 +30,7 @@ __all__ = [
     "partner_ips",
     "partner_verdicts",
     "remove_partner",
+    "update_partner",
     "platform_records",
     "publish",
     "zone_file",

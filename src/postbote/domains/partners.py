@@ -128,6 +128,20 @@ def add_partner(engine: Engine, settings: Settings, data: dict[str, Any]) -> Par
     return partner
 
 
+def update_partner(engine: Engine, settings: Settings, name: str, data: dict[str, Any]) -> Partner:
+    """Replace what the registry holds of a partner (its name stays)."""
+    partner = check_partner({**data, "name": name})
+    _seed(engine, settings)
+    values = {k: v for k, v in partner.to_dict().items() if k != "name"}
+    with engine.begin() as conn:
+        changed = conn.execute(update(partners_table).where(
+            partners_table.c.name == partner.name, partners_table.c.removed_at.is_(None)).values(**values)).rowcount
+    if not changed:
+        raise NotFoundError(f"No partner named {name[:70]!r}.", code="partner_not_found",
+                            hint="List them with 'postbote partner list' or GET /v1/partners.")
+    return partner
+
+
 def remove_partner(engine: Engine, settings: Settings, name: str) -> None:
     """Kept as removed, so the settings never seed it again."""
     _seed(engine, settings)

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, or_, select, tuple_, update
+from sqlalchemy import Engine, exists, or_, select, tuple_, update
 
-from ..db.schema import deliveries, messages, recipient_copies
+from ..db.schema import deliveries, messages, recipient_copies, tenants
 from ..vocab import PENDING_STATES
 
 
@@ -30,6 +30,13 @@ class ClaimedDelivery:
     last_category: str | None = None  # the category of the previous attempt's reply
 
 
+def not_suspended():
+    """A delivery whose tenant is not suspended: a suspended tenant's mail waits, unclaimed and
+    not counted as work to wait for, until the tenant is resumed."""
+    return ~exists().where(messages.c.id == deliveries.c.message_id, tenants.c.id == messages.c.tenant_id,
+                           tenants.c.suspended_at.is_not(None))
+
+
 def claim_due(
     engine: Engine, *, owner: str, limit: int, lease_seconds: float, now: datetime
 ) -> list[ClaimedDelivery]:
@@ -40,6 +47,7 @@ def claim_due(
             deliveries.c.state.in_([s.value for s in PENDING_STATES]),
             deliveries.c.next_attempt_at <= now,
             or_(deliveries.c.lease_expires_at.is_(None), deliveries.c.lease_expires_at < now),
+            not_suspended(),
         )
         .order_by(deliveries.c.next_attempt_at)
         .limit(limit)

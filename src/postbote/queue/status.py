@@ -11,6 +11,7 @@ from sqlalchemy import Engine, func, select
 from ..db.schema import attempts, deliveries, events, messages
 from ..errors import NotFoundError
 from ..vocab import PENDING_STATES
+from .claim import not_suspended
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,12 +153,12 @@ def message_status(engine: Engine, message_id: str, *, tenant_id: int | None = N
 
 
 def pending_count(engine: Engine) -> int:
-    """Deliveries still queued or deferred, leased or not."""
+    """Deliveries still queued or deferred, leased or not; not those of suspended tenants."""
     with engine.connect() as conn:
         return conn.execute(
             select(func.count())
             .select_from(deliveries)
-            .where(deliveries.c.state.in_([s.value for s in PENDING_STATES]))
+            .where(deliveries.c.state.in_([s.value for s in PENDING_STATES]), not_suspended())
         ).scalar_one()
 
 
@@ -165,6 +166,6 @@ def next_due_at(engine: Engine) -> datetime | None:
     with engine.connect() as conn:
         return conn.execute(
             select(func.min(deliveries.c.next_attempt_at)).where(
-                deliveries.c.state.in_([s.value for s in PENDING_STATES])
+                deliveries.c.state.in_([s.value for s in PENDING_STATES]), not_suspended()
             )
         ).scalar_one()

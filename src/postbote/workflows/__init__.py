@@ -17,6 +17,7 @@ from .store import (
     list_workflows,
     set_enabled,
     set_fallback_language,
+    check_language,
 )
 from .templates import TemplateError, render
 from .unsubscribe import UNSUBSCRIBE_LOCAL_PART, Unsubscribe, make_token, read_token, unsubscribe
@@ -26,5 +27,5 @@ __all__ = [
     "DefinitionError", "parse_definition", "due_at", "run_due", "send_due_forever", "digest_of", "Event", "EventError", "load_event", "parse_event",
     "handle_event", "preview", "save_workflow", "test_send", "verdicts", "SenderVerdict", "sender_verdict",
     "Workflow", "fallback_language", "get_workflow", "list_versions", "list_workflows", "set_enabled",
-    "set_fallback_language", "TemplateError", "render", "UNSUBSCRIBE_LOCAL_PART", "Unsubscribe", "make_token", "read_token", "unsubscribe",
+    "set_fallback_language", "check_language", "TemplateError", "render", "UNSUBSCRIBE_LOCAL_PART", "Unsubscribe", "make_token", "read_token", "unsubscribe",
 ]

@@ -7,6 +7,7 @@ preview and test send."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -65,6 +66,8 @@ async def _fire(deps: Deps, tenant: Tenant, event: Event, now: datetime, *, dry_
 async def _one(deps: Deps, tenant: Tenant, workflow: Workflow, a: int, r: int, event: Event, now: datetime,
                fallback: str, *, dry_run: bool) -> Result:
     person = resolve(workflow.definition.actions[a].recipients[r], event)
+    if person.timezone is None and tenant.time_zone:  # "recipient" local time: hers, else the tenant's
+        person = replace(person, timezone=tenant.time_zone)
     try:
         when = due_at(workflow.definition.delay, event, person)
     except DelayFieldError as exc:

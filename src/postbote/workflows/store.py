@@ -11,8 +11,7 @@ from sqlalchemy import Engine, func, insert, select, update
 
 from ..db.schema import iso_utc, tenants, utcnow, workflow_messages, workflow_tenant_settings, workflow_versions, workflows
 from ..errors import InputError, NotFoundError
-from ..tenants import Tenant
-from ..vocab import SenderPolicy
+from ..tenants import Tenant, tenant_from_row
 from .definition import Definition, parse_definition
 
 DEFAULT_FALLBACK_LANGUAGE = "en"
@@ -143,7 +142,7 @@ def list_versions(engine: Engine, tenant_id: int, workflow_id: int) -> list[dict
 def load_tenant(engine: Engine, tenant_id: int) -> Tenant:
     with engine.connect() as conn:
         row = conn.execute(select(tenants).where(tenants.c.id == tenant_id)).one()
-    return Tenant(row.id, row.name, row.display_name, SenderPolicy(row.sender_policy))
+    return tenant_from_row(row)
 
 
 def fallback_language(engine: Engine, tenant_id: int) -> str:
@@ -153,10 +152,15 @@ def fallback_language(engine: Engine, tenant_id: int) -> str:
     return found or DEFAULT_FALLBACK_LANGUAGE
 
 
-def set_fallback_language(engine: Engine, tenant_id: int, lang: str) -> str:
-    if not isinstance(lang, str) or len(lang) != 2 or not lang.isalpha() or not lang.islower():
-        raise InputError(f"{lang!r} is not a language code.", code="language_invalid",
+def check_language(lang: Any) -> str:
+    if not isinstance(lang, str) or len(lang) != 2 or not lang.isalpha() or not lang.islower() or not lang.isascii():
+        raise InputError(f"{str(lang)[:20]!r} is not a language code.", code="language_invalid",
                          hint="Use a two-letter code such as de, en or es.")
+    return lang
+
+
+def set_fallback_language(engine: Engine, tenant_id: int, lang: str) -> str:
+    check_language(lang)
     with engine.begin() as conn:
         changed = conn.execute(update(workflow_tenant_settings).where(
             workflow_tenant_settings.c.tenant_id == tenant_id).values(fallback_language=lang)).rowcount
