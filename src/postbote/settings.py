@@ -221,6 +221,10 @@ class Settings(BaseSettings):
         5_000_000, ge=10_000, description="Largest API request body, in bytes (larger: 413 request_too_large, "
         "refused before it is read).",
     )
+    IDEMPOTENCY_MAX_ANSWER_BYTES: int = Field(
+        1_000_000, ge=1000, description="Largest answer kept for an Idempotency-Key, in bytes (a repeat of a larger "
+        "one is 409 idempotency_answer_too_large and is not done again).",
+    )
     MAX_MESSAGE_BYTES: int = Field(
         2_000_000, ge=10_000, description="Largest message (subject, text and HTML together, UTF-8), in bytes "
         "(larger: 413 message_too_large, refused before any DNS lookup).",

@@ -36,6 +36,7 @@ from ..queue import list_messages
 from ..views import accepted_json, message_json, message_page_json
 from . import errors as api_errors
 from .admin import add_admin_routes
+from .idempotency import IdempotencyKeys
 from .allowlist import add_allowlist_routes
 from .workflows import add_workflow_routes
 from .keys import add_key_routes
@@ -61,6 +62,8 @@ _ERRORS = {code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 413, 
 def create_api(app: App) -> FastAPI:
     api = FastAPI(title="Postbote", version=__version__, description="Send notification e-mail and see why it did or did not arrive.")
     bearer = HTTPBearer(auto_error=False)
+    # Innermost of the three: the request id is set when it runs, and bodies are already bounded.
+    api.add_middleware(IdempotencyKeys, engine=app.engine, max_answer_bytes=app.settings.IDEMPOTENCY_MAX_ANSWER_BYTES)
     api_errors.install(api)
     api.add_middleware(api_errors.BodyLimit, max_bytes=app.settings.MAX_REQUEST_BYTES)
     rates = RateLimiter(app.settings.API_RATE_LIMIT, 2 * app.settings.API_RATE_LIMIT)

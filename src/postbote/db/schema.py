@@ -424,3 +424,20 @@ workflow_digest_events = Table(
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("digest_id", "event_id"),
 )
+
+# Idempotency-Key: one row per key a caller used on a POST, for 24 hours. The row names neither
+# the caller nor the key: ``lookup`` is the SHA-256 of the credential's hash, method, path and key.
+# The answer is encrypted under a key derived from the caller's own bearer token (api/idempotency).
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("lookup", String(64), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),  # HMAC of the request under the caller's key
+    Column("state", String(16), nullable=False),  # running | done
+    Column("locked_until", UTCDateTime),  # while running: a request that never ended frees it then
+    Column("status", Integer),  # once done
+    Column("content_type", String(200)),
+    Column("answer", LargeBinary),  # nonce and AES-GCM ciphertext; NULL: too large to keep
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_idempotency_keys_created_at", "created_at"),
+)
