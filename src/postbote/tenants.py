@@ -157,6 +157,17 @@ def list_keys(engine: Engine, tenant: Tenant) -> list[ApiKey]:
     return [ApiKey(r.prefix, r.created_at, r.last_used_at, r.revoked_at) for r in rows]
 
 
+def list_key_page(engine: Engine, tenant: Tenant, *, limit: int, before: int | None = None) -> list[tuple[int, ApiKey]]:
+    """Up to ``limit`` of the tenant's keys, newest (highest id) first, made before the key with
+    id ``before``; each with its id, which is the cursor of the next page."""
+    query = (select(api_keys).where(api_keys.c.tenant_id == tenant.id).order_by(api_keys.c.id.desc()).limit(limit))
+    if before is not None:
+        query = query.where(api_keys.c.id < before)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [(r.id, ApiKey(r.prefix, r.created_at, r.last_used_at, r.revoked_at)) for r in rows]
+
+
 def _active_key_id(conn, tenant: Tenant, prefix: str) -> int:
     ids = conn.execute(select(api_keys.c.id).where(api_keys.c.tenant_id == tenant.id, api_keys.c.prefix == prefix,
                                                    api_keys.c.revoked_at.is_(None))).scalars().all()

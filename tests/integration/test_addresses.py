@@ -142,7 +142,7 @@ def test_suppression_at_entry_and_after_a_hard_bounce(make_app, zone, smtp_port)
     assert first["refused"] == []
     with Receiver(MX1, smtp_port, UnknownUser()):
         run_worker(app)
-    [entry] = client.get("/v1/suppressions", headers=acme).json()
+    [entry] = client.get("/v1/suppressions", headers=acme).json()["suppressions"]
     assert (entry["address"], entry["reason"], entry["source_message_id"]) == ("gone@kunde.test", "hard_bounce", first["id"])
     assert entry["expires_at"] is None and "5.1.1" in entry["detail"]
 
@@ -154,14 +154,14 @@ def test_suppression_at_entry_and_after_a_hard_bounce(make_app, zone, smtp_port)
     assert only.status_code == 422 and only.json()["error"]["details"][0]["reason"] == "suppressed"
     # Another tenant's list is its own.
     assert client.post("/v1/messages", headers=globex, json=message).json()["refused"] == []
-    assert client.get("/v1/suppressions", headers=globex).json() == []
+    assert client.get("/v1/suppressions", headers=globex).json()["suppressions"] == []
 
     assert client.delete("/v1/suppressions/gone@kunde.test", headers=acme).status_code == 422  # a reason is required
     removed = client.delete("/v1/suppressions/gone@kunde.test?reason=confirmed%20by%20phone", headers=acme)
     assert removed.status_code == 200
     assert client.post("/v1/messages", headers=acme, json=message).json()["refused"] == []
     assert client.post("/v1/suppressions", headers=acme, json={"address": "Lea@Kunde.test", "reason": "unsubscribed"}).status_code == 201
-    assert client.get("/v1/suppressions?search=lea", headers=acme).json()[0]["reason"] == "unsubscribed"
+    assert client.get("/v1/suppressions?search=lea", headers=acme).json()["suppressions"][0]["reason"] == "unsubscribed"
     csv = client.get("/v1/suppressions/export", headers=acme).text
     assert csv.splitlines()[0].startswith("address,reason") and "lea@kunde.test,unsubscribed" in csv
     checked = client.post("/v1/addresses/check", headers=acme, json={"addresses": ["lea@kunde.test", "anna@kunde.tset"]}).json()

@@ -72,7 +72,7 @@ def test_an_admin_key_made_by_the_cli_creates_tenants_whose_keys_send(platform, 
     # the CLI lists the key by its prefix only
     listed = json.loads(postbote(cli_env(app), tmp_path, "admin", "key", "list", "--json").stdout)
     assert [k["label"] for k in listed] == ["hr-backend"] and all(len(k["prefix"]) == 12 for k in listed)
-    assert client.get("/v1/admin/tenants/acme/keys", headers=admin).json()[0]["active"] is True
+    assert client.get("/v1/admin/tenants/acme/keys", headers=admin).json()["keys"][0]["active"] is True
 
 
 def test_tenants_are_listed_page_by_page_with_no_repeat_and_no_gap(platform, tmp_path):
@@ -208,12 +208,12 @@ def test_the_partner_registry_is_written_over_the_api_and_read_by_every_tenant(p
     made = client.post("/v1/admin/partners", json=SIGNIT, headers=admin)
     assert made.status_code == 201 and made.json() == SIGNIT
     assert client.post("/v1/admin/partners", json=SIGNIT, headers=admin).json()["error"]["code"] == "partner_exists"
-    assert client.get("/v1/partners", headers=acme).json() == [SIGNIT]
+    assert client.get("/v1/partners", headers=acme).json()["partners"] == [SIGNIT]
     bad = client.post("/v1/admin/partners", json={**SIGNIT, "name": "Other", "ips": ["300.1.1.1"]}, headers=admin)
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "partner_invalid"
     changed = {k: v for k, v in SIGNIT.items() if k != "name"} | {"spf_include": "spf.signit-neu.test"}
     assert client.put("/v1/admin/partners/SignIt", json=changed, headers=admin).status_code == 200
-    assert client.get("/v1/partners", headers=acme).json()[0]["spf_include"] == "spf.signit-neu.test"
+    assert client.get("/v1/partners", headers=acme).json()["partners"][0]["spf_include"] == "spf.signit-neu.test"
     # the tenant's domain check asks for the new include from now on
     client.post("/v1/domains", json={"domain": "acme.test"}, headers=acme)
     zone.add("acme.test", "TXT", '"v=spf1 include:_spf.signit.test -all"')
@@ -222,5 +222,5 @@ def test_the_partner_registry_is_written_over_the_api_and_read_by_every_tenant(p
     assert client.put("/v1/admin/partners/Nobody", json=changed, headers=admin).json()["error"]["code"] == \
         "partner_not_found"
     assert client.delete("/v1/admin/partners/SignIt", headers=admin).json() == {"name": "SignIt", "removed": True}
-    assert client.get("/v1/partners", headers=acme).json() == []
+    assert client.get("/v1/partners", headers=acme).json()["partners"] == []
     assert client.delete("/v1/admin/partners/SignIt", headers=admin).status_code == 404

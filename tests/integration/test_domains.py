@@ -52,7 +52,7 @@ def test_tenant_b_cannot_add_verify_or_send_as_tenant_a(tenants, zone, smtp_port
                          ("get", "/v1/domains/acme.test/check")):
         answer = getattr(client, method)(path, headers=b)
         assert answer.status_code == 404 and answer.json()["error"]["code"] == "domain_not_found"
-    assert client.get("/v1/domains", headers=b).json() == []
+    assert client.get("/v1/domains", headers=b).json()["domains"] == []
 
     sent = client.post("/v1/messages", headers=b, json={"from": "ceo@acme.test", "to": ["anna@kunde.test"],
                                                          "subject": "Rechnung", "text": "Bitte zahlen"}).json()

@@ -72,7 +72,7 @@ def test_the_old_settings_seed_the_registry_once(make_app):
 
 def test_registry_is_read_by_the_api_and_the_allowlist_kit(setup):
     app, client = setup
-    assert [p["name"] for p in client.get("/v1/partners").json()] == ["SignIt"]
+    assert [p["name"] for p in client.get("/v1/partners").json()["partners"]] == ["SignIt"]
     kit = client.get("/v1/allowlist?format=json").json()
     [signit] = [s for s in kit["senders"] if s["name"] == "SignIt"]
     assert signit["spf_include"] == "_spf.signit.test" and signit["hosts"][0]["addresses"] == ["198.51.100.5"]

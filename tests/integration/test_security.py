@@ -80,7 +80,7 @@ def test_suppression_entries_are_normalised_like_sending(two_tenants, stored, se
     assert added.status_code == 201
     refused = client.post("/v1/messages", headers=a, json=_message(sent))
     assert refused.status_code == 422 and refused.json()["error"]["details"][0]["reason"] == "suppressed"
-    [entry] = client.get("/v1/suppressions", headers=a).json()
+    [entry] = client.get("/v1/suppressions", headers=a).json()["suppressions"]
     assert entry["address"] == entry["address"].strip().lower() and "<" not in entry["address"]
 
 
@@ -90,7 +90,7 @@ def test_what_is_not_an_address_is_refused_from_the_list(two_tenants, junk):
     answer = client.post("/v1/suppressions", headers=client.headers_of["acme"], json={"address": junk, "reason": "manual"})
     assert answer.status_code == 422
     assert answer.json()["error"]["code"] in ("address_invalid", "request_invalid") and answer.json()["error"]["hint"]
-    assert client.get("/v1/suppressions", headers=client.headers_of["acme"]).json() == []
+    assert client.get("/v1/suppressions", headers=client.headers_of["acme"]).json()["suppressions"] == []
 
 
 def test_an_entry_with_a_slash_can_be_removed_through_the_api(two_tenants):
@@ -99,7 +99,7 @@ def test_an_entry_with_a_slash_can_be_removed_through_the_api(two_tenants):
     assert client.post("/v1/suppressions", headers=a, json={"address": "a/b@kunde.test", "reason": "manual"}).status_code == 201
     removed = client.delete("/v1/suppressions/a%2Fb@kunde.test", params={"reason": "confirmed"}, headers=a)
     assert removed.status_code == 200 and removed.json() == {"address": "a/b@kunde.test", "removed": True}
-    assert client.get("/v1/suppressions", headers=a).json() == []
+    assert client.get("/v1/suppressions", headers=a).json()["suppressions"] == []
     assert client.post("/v1/messages", headers=a, json=_message("a/b@kunde.test")).status_code == 202
 
 
@@ -304,7 +304,7 @@ def test_api_keys_are_listed_revoked_and_rotated_and_never_shown_again(two_tenan
     assert made.status_code == 201
     second_key = made.json()["api_key"]
     second = {"Authorization": f"Bearer {second_key}"}
-    listed = client.get("/v1/keys", headers=second).json()
+    listed = client.get("/v1/keys", headers=second).json()["keys"]
     assert [k["prefix"] for k in listed] == [second_key[:10], first_key[:10]]
     assert listed[1]["last_used_at"] and listed[1]["created_at"] and listed[1]["active"]
     text = str(listed) + str(list_keys(app.engine, acme))
@@ -320,7 +320,7 @@ def test_api_keys_are_listed_revoked_and_rotated_and_never_shown_again(two_tenan
     rotated = client.post(f"/v1/keys/{second_key[:10]}/rotate", headers=second).json()
     assert client.get("/v1/report", headers=second).status_code == 401
     assert client.get("/v1/report", headers={"Authorization": f"Bearer {rotated['api_key']}"}).status_code == 200
-    newest = client.get("/v1/keys", headers={"Authorization": f"Bearer {rotated['api_key']}"}).json()
+    newest = client.get("/v1/keys", headers={"Authorization": f"Bearer {rotated['api_key']}"}).json()["keys"]
     assert [(k["prefix"], k["active"]) for k in newest] == [
         (rotated["api_key"][:10], True), (second_key[:10], False), (first_key[:10], False)]
 
@@ -543,7 +543,7 @@ def test_public_mailbox_domains_and_the_platform_zone_cannot_be_claimed(claims, 
     app, client, h = claims
     refused = client.post("/v1/domains", headers=h["acme"], json={"domain": domain})
     assert refused.status_code == 422 and refused.json()["error"]["code"] == "domain_reserved"
-    assert client.get("/v1/domains", headers=h["acme"]).json() == []
+    assert client.get("/v1/domains", headers=h["acme"]).json()["domains"] == []
 
 
 def test_domains_are_listed_removed_with_their_records_and_capped(claims):
@@ -554,7 +554,7 @@ def test_domains_are_listed_removed_with_their_records_and_capped(claims):
         assert client.post("/v1/domains", headers=h["acme"], json={"domain": name}).status_code == 201
     capped = client.post("/v1/domains", headers=h["acme"], json={"domain": "acme-four.test"})
     assert capped.status_code == 409 and capped.json()["error"]["code"] == "domain_limit"
-    assert [d["domain"] for d in client.get("/v1/domains", headers=h["acme"]).json()] == [
+    assert [d["domain"] for d in client.get("/v1/domains", headers=h["acme"]).json()["domains"]] == [
         "acme-hr.test", "acme-jobs.test", "acme.test"]
     targets = [r["value"] for r in client.get("/v1/domains/acme-hr.test", headers=h["acme"]).json()["records"]
                if "_domainkey" in r["name"]]

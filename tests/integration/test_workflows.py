@@ -195,7 +195,7 @@ def test_a_message_sent_before_an_edit_names_the_old_version(api):
     with app.engine.connect() as conn:
         versions = dict(conn.execute(select(workflow_messages.c.message_id, workflow_messages.c.version)).all())
     assert versions == {before["message_id"]: 1, after["message_id"]: 2}
-    history = api.get(f"/v1/workflows/{workflow_id}/versions", headers=auth(api)).json()
+    history = api.get(f"/v1/workflows/{workflow_id}/versions", headers=auth(api)).json()["versions"]
     assert [(v["version"], v["messages"]) for v in history] == [(1, 1), (2, 1)]
     assert "Neu:" not in history[0]["definition"]["actions"][0]["templates"]["de"]["subject"]
 
@@ -218,7 +218,7 @@ def test_step_two_refuses_another_tenants_domain_and_tells_a_pending_one(api, zo
     foreign = api.post("/v1/workflows", json=stage_workflow(), headers=auth(api, "globex"))
     assert foreign.status_code == 422 and foreign.json()["error"]["code"] == "sender_domain_unknown"
     assert "acme" not in foreign.json()["error"]["message"].replace("acme.test", "")  # the owner is not named
-    assert api.get("/v1/workflows", headers=auth(api, "globex")).json() == []  # nothing was stored
+    assert api.get("/v1/workflows", headers=auth(api, "globex")).json()["workflows"] == []  # nothing was stored
     api.post("/v1/domains", json={"domain": "globex.test"}, headers=auth(api, "globex"))
     pending = api.post("/v1/workflows", json=stage_workflow(domain="globex.test"), headers=auth(api, "globex")).json()
     [verdict] = pending["senders"]
@@ -269,7 +269,7 @@ def test_a_template_that_does_not_compile_is_refused_with_its_line(api, change, 
     error = refused.json()["error"]
     assert error["code"] == code and error["hint"] and error["details"][0]["line"] == line
     assert error["details"][0]["lang"] == "de"
-    assert api.get("/v1/workflows", headers=auth(api)).json() == []
+    assert api.get("/v1/workflows", headers=auth(api)).json()["workflows"] == []
 
 
 @pytest.mark.parametrize("conditions, where", [
@@ -348,13 +348,13 @@ def test_one_click_unsubscribe_stops_bulk_mail_only(api, smtp_port, dns_server, 
     path = https.removeprefix("https://platform.test")
     page = api.get(path)
     assert page.status_code == 200 and "lea@kandidaten.test" in page.text
-    assert api.get("/v1/suppressions", headers=auth(api)).json() == []  # a GET changes nothing
+    assert api.get("/v1/suppressions", headers=auth(api)).json()["suppressions"] == []  # a GET changes nothing
     done = api.post(path, content=b"List-Unsubscribe=One-Click",
                     headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert done.status_code == 200 and done.json() == {"address": "lea@kandidaten.test", "unsubscribed": True}
-    [entry] = api.get("/v1/suppressions", headers=auth(api)).json()
+    [entry] = api.get("/v1/suppressions", headers=auth(api)).json()["suppressions"]
     assert (entry["address"], entry["reason"]) == ("lea@kandidaten.test", "unsubscribed")
-    assert api.get("/v1/suppressions", headers=auth(api, "globex")).json() == []  # for that tenant only
+    assert api.get("/v1/suppressions", headers=auth(api, "globex")).json()["suppressions"] == []  # for that tenant only
 
     again = api.post("/v1/events", json={**stage_event("a-2"), "type": "candidate.applied"}, headers=auth(api)).json()
     assert [r["outcome"] for r in again["results"]] == ["recipient_suppressed"]  # bulk refused at entry
@@ -378,7 +378,7 @@ def test_a_forged_or_altered_unsubscribe_link_changes_nothing(api):
         answer = api.post(f"/v1/unsubscribe/{token}")
         assert answer.status_code == 404 and answer.json()["error"]["code"] == "unsubscribe_link_invalid", token
         assert api.get(f"/v1/unsubscribe/{token}").status_code == 404
-    assert api.get("/v1/suppressions", headers=auth(api)).json() == []
+    assert api.get("/v1/suppressions", headers=auth(api)).json()["suppressions"] == []
 
 
 def test_an_unsubscribe_never_weakens_a_hard_bounce(api):
@@ -388,7 +388,7 @@ def test_an_unsubscribe_never_weakens_a_hard_bounce(api):
     api.post("/v1/suppressions", json={"address": "lea@kandidaten.test", "reason": "hard_bounce"}, headers=auth(api))
     token = make_token(app.settings.SECRET_KEY, Unsubscribe(1, "lea@kandidaten.test", 1))
     assert api.post(f"/v1/unsubscribe/{token}").status_code == 200
-    [entry] = api.get("/v1/suppressions", headers=auth(api)).json()
+    [entry] = api.get("/v1/suppressions", headers=auth(api)).json()["suppressions"]
     assert entry["reason"] == "hard_bounce"
     api.post("/v1/workflows", json=stage_workflow(domain=None), headers=auth(api))
     invitation = api.post("/v1/events", json=stage_event("s-2"), headers=auth(api)).json()
@@ -538,9 +538,9 @@ def test_unsubscribe_by_the_mailto_in_the_header(api, smtp_port):
                                 f"From: lea@kandidaten.test\r\nTo: {address}\r\nSubject: {subject_line}\r\n\r\nx\r\n".encode())
 
         mail(subject[:-3] + ("AAA" if not subject.endswith("AAA") else "BBB"))  # altered: nothing happens
-        assert api.get("/v1/suppressions", headers=auth(api)).json() == []
+        assert api.get("/v1/suppressions", headers=auth(api)).json()["suppressions"] == []
         mail(subject)
-        [entry] = api.get("/v1/suppressions", headers=auth(api)).json()
+        [entry] = api.get("/v1/suppressions", headers=auth(api)).json()["suppressions"]
         assert (entry["address"], entry["reason"]) == ("lea@kandidaten.test", "unsubscribed")
     finally:
         controller.stop()

@@ -5,8 +5,6 @@ refused here with 403 ``admin_key_required``; an admin key is refused on tenant 
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any, Callable, Optional
 
 from fastapi import Depends, FastAPI
@@ -15,11 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..admins import AdminKey, list_tenant_page, resume, suspend, tenant_json, update_settings
 from ..app import App
 from ..domains import add_partner, list_partners, remove_partner, update_partner
-from ..errors import InputError
-from ..tenants import add_tenant, create_key, get_tenant, list_keys, revoke_key
-
-MAX_PAGE = 200
-
+from ..tenants import add_tenant, create_key, get_tenant, list_key_page, revoke_key
+from .paging import DEFAULT_PAGE, check_limit, decode_cursor, decode_int_cursor, encode_cursor, page_json
 
 class TenantCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -63,27 +58,6 @@ class PartnerCreate(PartnerBody):
     name: str = Field(..., max_length=64)
 
 
-def encode_cursor(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> str | None:
-    if cursor is None:
-        return None
-    try:
-        return base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InputError("The cursor is not one Postbote gave out.", code="cursor_invalid",
-                         hint="Pass next_cursor of the previous page unchanged, or leave it out for the first page.") from None
-
-
-def check_limit(limit: int) -> int:
-    if not 1 <= limit <= MAX_PAGE:
-        raise InputError(f"The limit must be between 1 and {MAX_PAGE}.", code="limit_invalid",
-                         hint=f"Give a limit between 1 and {MAX_PAGE}; follow next_cursor for more.")
-    return limit
-
-
 def add_admin_routes(api: FastAPI, app: App, admin: Callable[..., AdminKey], errors: dict) -> None:
     tags: list[str | Any] = ["admin"]
     engine = app.engine
@@ -98,12 +72,12 @@ def add_admin_routes(api: FastAPI, app: App, admin: Callable[..., AdminKey], err
         return tenant_json(engine, tenant)
 
     @api.get("/v1/admin/tenants", responses=errors, tags=tags)
-    def get_tenants(limit: int = 50, cursor: str | None = None, by: AdminKey = Depends(admin)) -> dict:
+    def get_tenants(limit: int = DEFAULT_PAGE, cursor: str | None = None, by: AdminKey = Depends(admin)) -> dict:
         """Every tenant, by name, ``limit`` (1–200) a page; ``cursor``: the ``next_cursor`` of the
         page before (null on the last page)."""
-        found, last = list_tenant_page(engine, limit=check_limit(limit), after=decode_cursor(cursor))
+        found, last = list_tenant_page(engine, limit=check_limit(limit), after=decode_cursor(cursor, "tenants"))
         return {"tenants": [tenant_json(engine, t) for t in found],
-                "next_cursor": encode_cursor(last) if last is not None else None}
+                "next_cursor": encode_cursor(last, "tenants") if last is not None else None}
 
     @api.get("/v1/admin/tenants/{name}", responses=errors, tags=tags)
     def get_one_tenant(name: str, by: AdminKey = Depends(admin)) -> dict:
@@ -128,9 +102,13 @@ def add_admin_routes(api: FastAPI, app: App, admin: Callable[..., AdminKey], err
         return tenant_json(engine, resume(engine, name))
 
     @api.get("/v1/admin/tenants/{name}/keys", responses=errors, tags=tags)
-    def get_tenant_keys(name: str, by: AdminKey = Depends(admin)) -> list[dict]:
-        """A tenant's API keys (prefix, made, last used, revoked; never a key)."""
-        return [k.to_dict() for k in list_keys(engine, get_tenant(engine, name))]
+    def get_tenant_keys(name: str, limit: int = DEFAULT_PAGE, cursor: str | None = None,
+                        by: AdminKey = Depends(admin)) -> dict:
+        """A tenant's API keys, newest first (prefix, made, last used, revoked; never a key):
+        ``keys``, ``next_cursor``."""
+        found = list_key_page(engine, get_tenant(engine, name), limit=check_limit(limit) + 1,
+                              before=decode_int_cursor(cursor, "keys"))
+        return page_json("keys", "keys", found, limit, lambda r: r[0], lambda r: r[1].to_dict())
 
     @api.post("/v1/admin/tenants/{name}/keys", status_code=201, responses=errors, tags=tags)
     def post_tenant_key(name: str, by: AdminKey = Depends(admin)) -> dict:
@@ -144,9 +122,10 @@ def add_admin_routes(api: FastAPI, app: App, admin: Callable[..., AdminKey], err
         return revoke_key(engine, get_tenant(engine, name), prefix).to_dict()
 
     @api.get("/v1/admin/partners", responses=errors, tags=tags)
-    def get_admin_partners(by: AdminKey = Depends(admin)) -> list[dict]:
-        """The partner registry, as tenants read it at GET /v1/partners."""
-        return [p.to_dict() for p in list_partners(engine, app.settings)]
+    def get_admin_partners(limit: int = DEFAULT_PAGE, cursor: str | None = None, by: AdminKey = Depends(admin)) -> dict:
+        """The partner registry by name, as tenants read it at GET /v1/partners: ``partners``, ``next_cursor``."""
+        found = list_partners(engine, app.settings, after=decode_cursor(cursor, "partners"), limit=check_limit(limit) + 1)
+        return page_json("partners", "partners", found, limit, lambda p: p.name, lambda p: p.to_dict())
 
     @api.post("/v1/admin/partners", status_code=201, responses=errors, tags=tags)
     def post_partner(body: PartnerCreate, by: AdminKey = Depends(admin)) -> dict:

@@ -21,7 +21,7 @@ from .. import domain_service, holding
 from ..app import App
 from ..domains import get_domain, list_domains
 from ..recipients import check_addresses, find_many
-from ..recipients.suppression import export_csv, remove, search, suppress
+from ..recipients.suppression import export_csv, remove, search, search_page, suppress
 from ..compose import Draft
 from ..admins import AdminKey, authenticate_admin, chosen_language, is_admin_key, suspension_reason
 from ..errors import (AuthError, ConflictError, ForbiddenError, InputError, NotFoundError, PostboteError, RateLimitedError,
@@ -37,6 +37,7 @@ from ..views import accepted_json, message_json, message_page_json
 from . import errors as api_errors
 from .admin import add_admin_routes
 from .idempotency import IdempotencyKeys
+from .paging import DEFAULT_PAGE, check_limit, decode_cursor, decode_int_cursor, page_json
 from .allowlist import add_allowlist_routes
 from .workflows import add_workflow_routes
 from .keys import add_key_routes
@@ -214,9 +215,11 @@ def create_api(app: App) -> FastAPI:
         return domain_service.add(app, who.id, body.domain)
 
     @api.get("/v1/domains", responses=_ERRORS)
-    def get_domains(who: Tenant = Depends(tenant)) -> list[dict]:
-        """Your sender domains with their state and records."""
-        return [domain_service.domain_json(app, d) for d in list_domains(app.engine, tenant_id=who.id)]
+    def get_domains(limit: int = DEFAULT_PAGE, cursor: str | None = None, who: Tenant = Depends(tenant)) -> dict:
+        """Your sender domains by name, with their state and records: ``domains``, ``next_cursor``
+        (``limit`` 1–200; ``cursor``: the ``next_cursor`` of the page before)."""
+        found = list_domains(app.engine, tenant_id=who.id, after=decode_cursor(cursor, "domains"), limit=check_limit(limit) + 1)
+        return page_json("domains", "domains", found, limit, lambda d: d.name, lambda d: domain_service.domain_json(app, d))
 
     @api.get("/v1/domains/{domain}", responses=_ERRORS)
     def get_domain_records(domain: str, who: Tenant = Depends(tenant)) -> dict:
@@ -249,9 +252,13 @@ def create_api(app: App) -> FastAPI:
         return [r.to_dict() for r in asyncio.run(check_addresses(body.addresses, app.settings, app.resolver, suppressed))]
 
     @api.get("/v1/suppressions", responses=_ERRORS)
-    def get_suppressions(search_text: str = Query("", alias="search"), who: Tenant = Depends(tenant)) -> list[dict]:
-        """Your suppressed addresses, newest first; ``search`` filters by part of the address."""
-        return [e.to_dict() for e in search(app.engine, who.id, search_text)]
+    def get_suppressions(search_text: str = Query("", alias="search"), limit: int = DEFAULT_PAGE, cursor: str | None = None,
+                         who: Tenant = Depends(tenant)) -> dict:
+        """Your suppressed addresses, the newest entry first: ``suppressions``, ``next_cursor``;
+        ``search`` filters by part of the address, ``limit`` 1–200, ``cursor`` as given."""
+        found = search_page(app.engine, who.id, search_text, limit=check_limit(limit) + 1,
+                            before=decode_int_cursor(cursor, "suppressions"))
+        return page_json("suppressions", "suppressions", found, limit, lambda r: r[0], lambda r: r[1].to_dict())
 
     @api.get("/v1/suppressions/export", responses=_ERRORS, response_class=PlainTextResponse)
     def export_suppressions(who: Tenant = Depends(tenant)) -> str:

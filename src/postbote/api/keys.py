@@ -8,14 +8,17 @@ from typing import Callable
 from fastapi import Depends, FastAPI
 
 from ..app import App
-from ..tenants import Tenant, create_key, list_keys, revoke_key, rotate_key
+from ..tenants import Tenant, create_key, list_key_page, revoke_key, rotate_key
+from .paging import DEFAULT_PAGE, check_limit, decode_int_cursor, page_json
 
 
 def add_key_routes(api: FastAPI, app: App, tenant: Callable[..., Tenant], errors: dict) -> None:
     @api.get("/v1/keys", responses=errors)
-    def get_keys(who: Tenant = Depends(tenant)) -> list[dict]:
-        """Your API keys, newest first: `prefix`, `created_at`, `last_used_at`, `revoked_at`, `active`."""
-        return [k.to_dict() for k in list_keys(app.engine, who)]
+    def get_keys(limit: int = DEFAULT_PAGE, cursor: str | None = None, who: Tenant = Depends(tenant)) -> dict:
+        """Your API keys, newest first: ``keys`` (`prefix`, `created_at`, `last_used_at`, `revoked_at`,
+        `active`), ``next_cursor``; ``limit`` 1–200, ``cursor`` as given."""
+        found = list_key_page(app.engine, who, limit=check_limit(limit) + 1, before=decode_int_cursor(cursor, "keys"))
+        return page_json("keys", "keys", found, limit, lambda r: r[0], lambda r: r[1].to_dict())
 
     @api.post("/v1/keys", status_code=201, responses=errors)
     def post_key(who: Tenant = Depends(tenant)) -> dict:

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..app import App
+from .paging import DEFAULT_PAGE, check_limit, decode_cursor, decode_int_cursor, page_json
 from ..domains import list_partners
 from ..tenants import Tenant
 from ..workflows import (
@@ -128,9 +129,10 @@ def add_workflow_routes(api: FastAPI, app: App, tenant: Callable[..., Tenant], e
         return await save_workflow(deps(), who, body.definition(), enabled=body.enabled)
 
     @api.get("/v1/workflows", responses=errors)
-    def get_workflows(who: Tenant = Depends(tenant)) -> list[dict]:
-        """Your workflows, each at its current version."""
-        return [w.to_dict() for w in list_workflows(app.engine, who.id)]
+    def get_workflows(limit: int = DEFAULT_PAGE, cursor: str | None = None, who: Tenant = Depends(tenant)) -> dict:
+        """Your workflows by id, each at its current version: ``workflows``, ``next_cursor``."""
+        found = list_workflows(app.engine, who.id, after=decode_int_cursor(cursor, "workflows"), limit=check_limit(limit) + 1)
+        return page_json("workflows", "workflows", found, limit, lambda w: w.id, lambda w: w.to_dict())
 
     @api.get("/v1/workflows/{workflow_id}", responses=errors)
     async def get_one(workflow_id: int, version: int | None = None, who: Tenant = Depends(tenant)) -> dict:
@@ -152,9 +154,13 @@ def add_workflow_routes(api: FastAPI, app: App, tenant: Callable[..., Tenant], e
         return set_enabled(app.engine, who.id, workflow_id, False).to_dict()
 
     @api.get("/v1/workflows/{workflow_id}/versions", responses=errors)
-    def get_versions(workflow_id: int, who: Tenant = Depends(tenant)) -> list[dict]:
-        """Every version with its definition and how many messages it made."""
-        return list_versions(app.engine, who.id, workflow_id)
+    def get_versions(workflow_id: int, limit: int = DEFAULT_PAGE, cursor: str | None = None,
+                     who: Tenant = Depends(tenant)) -> dict:
+        """Every version, oldest first, with its definition and how many messages it made:
+        ``versions``, ``next_cursor``."""
+        found = list_versions(app.engine, who.id, workflow_id, after=decode_int_cursor(cursor, "versions"),
+                              limit=check_limit(limit) + 1)
+        return page_json("versions", "versions", found, limit, lambda v: v["version"], lambda v: v)
 
     for state in ("enable", "disable"):
         def toggle(workflow_id: int, who: Tenant = Depends(tenant), _on: bool = state == "enable") -> dict:
@@ -195,11 +201,12 @@ def add_workflow_routes(api: FastAPI, app: App, tenant: Callable[..., Tenant], e
         return digest_of(app.engine, who.id, digest_id)
 
     @api.get("/v1/partners", responses=errors, tags=["partners"])
-    def get_partners(who: Tenant = Depends(tenant)) -> list[dict]:
+    def get_partners(limit: int = DEFAULT_PAGE, cursor: str | None = None, who: Tenant = Depends(tenant)) -> dict:
         """The partners that send in tenants' names (the e-signature provider): name, ips, hosts,
         spf_include, dkim_domain, dkim_selector. Their verdict per domain is in
-        `GET /v1/domains/{domain}/check` under `partners`."""
-        return [p.to_dict() for p in list_partners(app.engine, app.settings)]
+        `GET /v1/domains/{domain}/check` under `partners`. By name: ``partners``, ``next_cursor``."""
+        found = list_partners(app.engine, app.settings, after=decode_cursor(cursor, "partners"), limit=check_limit(limit) + 1)
+        return page_json("partners", "partners", found, limit, lambda p: p.name, lambda p: p.to_dict())
 
     @api.get("/v1/workflow-settings", responses=errors)
     def get_settings(who: Tenant = Depends(tenant)) -> dict:

@@ -99,11 +99,17 @@ def _seed(engine: Engine, settings: Settings) -> None:
             conn.execute(insert(partners_table).values(**p.to_dict(), created_at=utcnow()))
 
 
-def list_partners(engine: Engine, settings: Settings) -> list[Partner]:
+def list_partners(engine: Engine, settings: Settings, *, after: str | None = None,
+                  limit: int | None = None) -> list[Partner]:
+    """By name (unique); ``after``/``limit``: a page of those named after ``after``."""
     _seed(engine, settings)
+    query = select(partners_table).where(partners_table.c.removed_at.is_(None)).order_by(partners_table.c.name)
+    if after is not None:
+        query = query.where(partners_table.c.name > after)
+    if limit is not None:
+        query = query.limit(limit)
     with engine.connect() as conn:
-        rows = conn.execute(select(partners_table).where(partners_table.c.removed_at.is_(None))
-                            .order_by(partners_table.c.name)).all()
+        rows = conn.execute(query).all()
     return [Partner(r.name, list(r.ips or []), list(r.hosts or []), r.spf_include or "", r.dkim_domain or "",
                     r.dkim_selector or "") for r in rows]
 

@@ -149,8 +149,15 @@ def find_domain(engine: Engine, name: str, *, tenant_id: int | None = None) -> D
     return _domain(row) if row else None
 
 
-def list_domains(engine: Engine, *, tenant_id: int | None = None, state: DomainState | None = None) -> list[Domain]:
-    query = select(domains).order_by(domains.c.name)
+def list_domains(engine: Engine, *, tenant_id: int | None = None, state: DomainState | None = None,
+                 after: str | None = None, limit: int | None = None) -> list[Domain]:
+    """By name; ``after``/``limit``: a page of the domains named after ``after`` (one tenant's
+    names are unique)."""
+    query = select(domains).order_by(domains.c.name, domains.c.id)
+    if after is not None:
+        query = query.where(domains.c.name > after)
+    if limit is not None:
+        query = query.limit(limit)
     if tenant_id is not None:
         query = query.where(domains.c.tenant_id == tenant_id)
     if state is not None:

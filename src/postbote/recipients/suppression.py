@@ -96,6 +96,20 @@ def search(engine: Engine, tenant_id: int, text: str = "", *, limit: int = 1000)
         return [_row(r) for r in conn.execute(query)]
 
 
+def search_page(engine: Engine, tenant_id: int, text: str = "", *, limit: int,
+                before: int | None = None) -> list[tuple[int, Suppression]]:
+    """Up to ``limit`` entries, the newest entered (highest id) first, entered before the entry
+    with id ``before``; each with its id, the cursor of the next page."""
+    query = (select(suppressions).where(suppressions.c.tenant_id == tenant_id, _active(utcnow()))
+             .order_by(suppressions.c.id.desc()).limit(limit))
+    if text:
+        query = query.where(suppressions.c.address.contains(text.lower(), autoescape=True))
+    if before is not None:
+        query = query.where(suppressions.c.id < before)
+    with engine.connect() as conn:
+        return [(r.id, _row(r)) for r in conn.execute(query)]
+
+
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "|", "%")
 
 

@@ -113,7 +113,7 @@ def get_workflow(engine: Engine, tenant_id: int, workflow_id: int, version: int 
 
 
 def list_workflows(engine: Engine, tenant_id: int, *, trigger: str | None = None,
-                   enabled_only: bool = False) -> list[Workflow]:
+                   enabled_only: bool = False, after: int | None = None, limit: int | None = None) -> list[Workflow]:
     query = (select(workflows, workflow_versions.c.definition, workflow_versions.c.created_at.label("version_at"))
              .join(workflow_versions, (workflow_versions.c.workflow_id == workflows.c.id)
                    & (workflow_versions.c.version == workflows.c.version))
@@ -122,17 +122,26 @@ def list_workflows(engine: Engine, tenant_id: int, *, trigger: str | None = None
         query = query.where(workflows.c.trigger == trigger)
     if enabled_only:
         query = query.where(workflows.c.enabled.is_(True))
+    if after is not None:
+        query = query.where(workflows.c.id > after)
+    if limit is not None:
+        query = query.limit(limit)
     with engine.connect() as conn:
         rows = conn.execute(query).all()
     return [Workflow(r.id, r.tenant_id, r.enabled, r.version, r.version, _definition(r.id, r.version, r.definition), r.created_at,
                      r.version_at) for r in rows]
 
 
-def list_versions(engine: Engine, tenant_id: int, workflow_id: int) -> list[dict[str, Any]]:
+def list_versions(engine: Engine, tenant_id: int, workflow_id: int, *, after: int | None = None,
+                  limit: int | None = None) -> list[dict[str, Any]]:
     get_workflow(engine, tenant_id, workflow_id)  # scoped to the tenant
+    query = select(workflow_versions).where(workflow_versions.c.workflow_id == workflow_id).order_by(workflow_versions.c.version)
+    if after is not None:
+        query = query.where(workflow_versions.c.version > after)
+    if limit is not None:
+        query = query.limit(limit)
     with engine.connect() as conn:
-        rows = conn.execute(select(workflow_versions).where(workflow_versions.c.workflow_id == workflow_id)
-                            .order_by(workflow_versions.c.version)).all()
+        rows = conn.execute(query).all()
         counts = dict(conn.execute(select(workflow_messages.c.version, func.count()).where(
             workflow_messages.c.workflow_id == workflow_id).group_by(workflow_messages.c.version)).all())
     return [{"version": r.version, "created_at": iso_utc(r.created_at), "messages": counts.get(r.version, 0),
