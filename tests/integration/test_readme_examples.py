@@ -92,6 +92,8 @@ def test_every_command_example_in_the_readme_runs_as_written(make_app, zone, smt
                 values.update(MESSAGE_ID=message_id, ID=message_id)
             if command.startswith("postbote tenant key list"):
                 values["PREFIX"] = next(k["prefix"] for k in json.loads(result.stdout) if k["active"])
+            if command.startswith("postbote admin key list"):  # the next example revokes an admin key
+                values["PREFIX"] = next(k["prefix"] for k in json.loads(result.stdout) if not k.get("revoked_at"))
             if command.startswith("postbote tenant key revoke"):  # the next example rotates a key that still works
                 made = subprocess.run([sys.executable, "-m", "postbote", "tenant", "key", "acme"], env=env, cwd=tmp_path,
                                       capture_output=True, text=True, timeout=60)
@@ -114,7 +116,8 @@ def test_every_curl_example_names_a_route_the_api_has(make_app):
     curls = readme_lines("curl")
     assert curls
     for line in curls:
-        method = "POST" if " -d " in line else "GET"
+        named = re.search(r"\s-X\s+([A-Z]+)\s", line)
+        method = named.group(1) if named else "POST" if " -d " in line else "GET"
         url = re.search(r"http://127\.0\.0\.1:8025(/[^'\s?]*)", line).group(1)
         path = re.sub(r"\$ID$", "{message_id}", url)
         assert any(m == method and re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", p), path) or (m, p) == (method, path)
