@@ -223,3 +223,25 @@ def test_an_answer_too_large_to_keep_is_not_done_again(make_app, zone):
     assert again.status_code == 409 and again.json()["error"]["code"] == "idempotency_answer_too_large"
     [row] = rows(app)
     assert row.answer is None and row.status == 200
+
+
+def test_answers_given_before_the_operation_ran_are_not_kept(api):
+    """401, 403 and 429 say nothing about the operation: the same key works once they are past."""
+    wrong = api.post("/v1/keys", headers={"Authorization": "Bearer pb_made-up", "Idempotency-Key": "k-1"})
+    assert wrong.status_code == 401 and rows(api.app_ref) == []
+    admin = {"Authorization": f"Bearer {create_admin_key(api.app_ref.engine, 'ops')}"}
+    assert api.post("/v1/admin/tenants/acme/suspend", json={"reason": "unpaid"}, headers=admin).status_code == 200
+    refused = api.post("/v1/messages", json=MESSAGE, headers=headers(api))
+    assert refused.status_code == 403 and rows(api.app_ref) == []
+    assert api.post("/v1/admin/tenants/acme/resume", headers=admin).status_code == 200
+    sent = api.post("/v1/messages", json=MESSAGE, headers=headers(api))
+    assert sent.status_code == 202 and "idempotent-replayed" not in sent.headers
+
+
+def test_a_batch_is_replayed_whole_and_queued_once(api):
+    batch = {"messages": [MESSAGE, {**MESSAGE, "subject": "Zwei"}]}
+    first = api.post("/v1/messages/batch", json=batch, headers=headers(api))
+    again = api.post("/v1/messages/batch", json=batch, headers=headers(api))
+    assert first.status_code == again.status_code == 200 and first.json()["accepted"] == 2
+    assert again.content == first.content and again.headers["idempotent-replayed"] == "true"
+    assert message_count(api.app_ref) == 2
