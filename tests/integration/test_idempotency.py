@@ -245,3 +245,12 @@ def test_a_batch_is_replayed_whole_and_queued_once(api):
     assert first.status_code == again.status_code == 200 and first.json()["accepted"] == 2
     assert again.content == first.content and again.headers["idempotent-replayed"] == "true"
     assert message_count(api.app_ref) == 2
+
+
+def test_the_openapi_document_names_the_header_on_every_post_with_a_key(api):
+    doc = api.app.openapi()
+    posts = {path: item["post"] for path, item in doc["paths"].items() if "post" in item}
+    assert "/v1/keys" in posts and "/v1/admin/tenants/{name}/keys" in posts
+    for path, op in posts.items():
+        named = any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in op.get("parameters", []))
+        assert named == (not path.startswith("/v1/unsubscribe/")), path

@@ -36,7 +36,7 @@ from ..queue import list_messages
 from ..views import accepted_json, message_json, message_page_json
 from . import errors as api_errors
 from .admin import add_admin_routes
-from .idempotency import IdempotencyKeys
+from .idempotency import IdempotencyKeys, document as document_idempotency
 from .paging import DEFAULT_PAGE, check_limit, decode_cursor, decode_int_cursor, page_json
 from .allowlist import add_allowlist_routes
 from .workflows import add_workflow_routes
@@ -280,6 +280,7 @@ def create_api(app: App) -> FastAPI:
     add_workflow_routes(api, app, tenant, _ERRORS)
     add_key_routes(api, app, tenant, _ERRORS)
     add_admin_routes(api, app, admin, _ERRORS)
+    document_idempotency(api)
 
     @api.get("/v1/health")
     def health() -> dict:

@@ -38,8 +38,7 @@ class IdempotencyKeys:
         self.app, self.engine, self.max_answer_bytes = app, engine, max_answer_bytes
 
     async def __call__(self, scope, receive, send):
-        if (scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].startswith("/v1/")
-                or scope["path"].startswith("/v1/unsubscribe/")):
+        if scope["type"] != "http" or not applies_to(scope["method"], scope["path"]):
             return await self.app(scope, receive, send)
         headers = scope.get("headers") or []
         keys = [v for k, v in headers if k == b"idempotency-key"]
@@ -124,3 +123,31 @@ class IdempotencyKeys:
             headers.append((b"content-type", taken.content_type.encode("latin-1")))
         await send({"type": "http.response.start", "status": taken.status, "headers": headers})
         await send({"type": "http.response.body", "body": answer})
+
+
+def applies_to(method: str, path: str) -> bool:
+    return method == "POST" and path.startswith("/v1/") and not path.startswith("/v1/unsubscribe/")
+
+
+def document(api) -> None:
+    """Name the header on every POST it applies to in the OpenAPI document (at /docs)."""
+    make = api.openapi
+
+    def openapi() -> dict:
+        if api.openapi_schema is not None:
+            return api.openapi_schema
+        doc = make()
+        for path, item in doc.get("paths", {}).items():
+            op = item.get("post")
+            if op is None or not applies_to("POST", path):
+                continue
+            op.setdefault("parameters", []).append({
+                "name": "Idempotency-Key", "in": "header", "required": False,
+                "schema": {"type": "string", "minLength": 1, "maxLength": store.MAX_KEY_LENGTH},
+                "description": "1–255 printable ASCII characters. The same key and request within 24 hours get the first "
+                               "answer again (header Idempotent-Replayed: true) and are done once; another request is 409 "
+                               "idempotency_key_reused, one still running 409 idempotency_in_progress."})
+        api.openapi_schema = doc
+        return doc
+
+    api.openapi = openapi
