@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from postbote.admins import create_admin_key, revoke_admin_key
 from postbote.api import create_api
+from postbote.api.contract import documented_codes
 from postbote.db.schema import workflow_digests
 from postbote.replies import explanation_ids
 from postbote.tenants import add_tenant, create_key, get_tenant, revoke_key
@@ -168,7 +169,19 @@ def _request(world, method: str, path: str, op: dict, headers: dict):
         body = BODIES[(method, path)](resources)
     else:
         assert not op.get("requestBody", {}).get("required"), f"{method} {path} needs a body: add one to BODIES"
-    return world["client"].request(method, _fill(path, resources), params=params, json=body, headers=headers)
+    answer = world["client"].request(method, _fill(path, resources), params=params, json=body, headers=headers)
+    assert_documented(method, path, op, answer)
+    return answer
+
+
+def assert_documented(method: str, path: str, op: dict, answer) -> None:
+    """The answer's status is one the operation documents and, for an error, so is its code."""
+    assert str(answer.status_code) in op["responses"], \
+        f"{method} {path} answered {answer.status_code}, documented: {sorted(op['responses'])}"
+    if answer.status_code >= 400:
+        code = answer.json()["error"]["code"]
+        listed = documented_codes(op, answer.status_code)
+        assert code in listed, f"{method} {path}: {answer.status_code} {code} is not among the documented {listed}"
 
 
 def _kind(path: str, method: str) -> str:

@@ -16,7 +16,7 @@ _MEDIA = {"json": "application/json", "csv": "text/csv; charset=utf-8"}
 
 
 def add_allowlist_routes(api: FastAPI, app: App, tenant: Callable[..., Tenant], errors: dict) -> None:
-    @api.get("/v1/allowlist", responses={**errors, 200: {"content": {"text/plain": {}, "application/json": {}}}})
+    @api.get("/v1/allowlist", responses={**errors, 200: {"content": {"application/json": {}, "text/plain": {}, "text/csv": {}}}})
     async def get_allowlist(fmt: str = Query("json", alias="format", description=f"One of: {', '.join(FORMATS)}."),
                             lang: str | None = Query(None, description="de, en or es"),
                             who: Tenant = Depends(tenant)) -> Response:

@@ -34,6 +34,7 @@ from ..sending import send
 from ..tenants import Tenant, authenticate
 from ..queue import list_messages
 from ..views import accepted_json, message_json, message_page_json
+from . import contract
 from . import errors as api_errors
 from .admin import add_admin_routes
 from .idempotency import IdempotencyKeys, document as document_idempotency
@@ -287,4 +288,5 @@ def create_api(app: App) -> FastAPI:
         app.check_store()
         return {"status": "ok", "version": __version__}
 
+    contract.install(api)  # every operation's errors, documented from one table
     return api
