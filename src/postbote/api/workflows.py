@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import html
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Path, Query
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,6 +32,15 @@ from ..workflows import (
 )
 from ..workflows import fallback_language as get_fallback
 from ..workflows import get_workflow, read_token, unsubscribe
+
+
+# Ids as the store keeps them: workflows and their versions in 32-bit columns, events and digests
+# in 64-bit ones. A number beyond them is refused as invalid (422) before it reaches the store,
+# where it would overflow the driver.
+MAX_INT32, MAX_INT64 = 2**31 - 1, 2**63 - 1
+WorkflowId = Annotated[int, Path(ge=1, le=MAX_INT32)]
+RowId = Annotated[int, Path(ge=1, le=MAX_INT64)]
+Version = Annotated[int | None, Query(ge=1, le=MAX_INT32)]
 
 
 class Person(BaseModel):
@@ -72,7 +81,7 @@ class PreviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     event: EventRequest | None = None
     lang: str | None = Field(None, max_length=8)
-    version: int | None = None
+    version: int | None = Field(None, ge=1, le=MAX_INT32)
 
 
 class TestSendRequest(BaseModel):
@@ -117,7 +126,7 @@ def add_workflow_routes(api: FastAPI, app: App, tenant: Callable[..., Tenant], e
         return asyncio.run(handle_event(deps(), who, _event(body), dry_run=body.dry_run))
 
     @api.get("/v1/events/{event_id}", responses=errors)
-    def get_event(event_id: int, who: Tenant = Depends(tenant)) -> dict:
+    def get_event(event_id: RowId, who: Tenant = Depends(tenant)) -> dict:
         """An event as recorded, with the answer it was given."""
         event, answer = load_event(app.engine, who.id, event_id)
         return {"id": event.id, "event": event.payload(), "answer": answer}
@@ -135,13 +144,13 @@ def add_workflow_routes(api: FastAPI, app: App, tenant: Callable[..., Tenant], e
         return page_json("workflows", "workflows", found, limit, lambda w: w.id, lambda w: w.to_dict())
 
     @api.get("/v1/workflows/{workflow_id}", responses=errors)
-    async def get_one(workflow_id: int, version: int | None = None, who: Tenant = Depends(tenant)) -> dict:
+    async def get_one(workflow_id: WorkflowId, version: Version = None, who: Tenant = Depends(tenant)) -> dict:
         """One workflow (at `version`, default the current one) with its senders' verdicts now."""
         workflow = get_workflow(app.engine, who.id, workflow_id, version)
         return {**workflow.to_dict(), "senders": await verdicts(deps(), who, workflow)}
 
     @api.put("/v1/workflows/{workflow_id}", responses=errors)
-    async def put_workflow(workflow_id: int, body: WorkflowRequest, who: Tenant = Depends(tenant)) -> dict:
+    async def put_workflow(workflow_id: WorkflowId, body: WorkflowRequest, who: Tenant = Depends(tenant)) -> dict:
         """Edit: makes a new version; messages already made keep naming theirs."""
         saved = await save_workflow(deps(), who, body.definition(), workflow_id=workflow_id)
         if body.enabled != saved["enabled"]:
@@ -149,12 +158,12 @@ def add_workflow_routes(api: FastAPI, app: App, tenant: Callable[..., Tenant], e
         return saved
 
     @api.delete("/v1/workflows/{workflow_id}", responses=errors)
-    def delete_workflow(workflow_id: int, who: Tenant = Depends(tenant)) -> dict:
+    def delete_workflow(workflow_id: WorkflowId, who: Tenant = Depends(tenant)) -> dict:
         """Disable for good; the versions stay, because messages name them."""
         return set_enabled(app.engine, who.id, workflow_id, False).to_dict()
 
     @api.get("/v1/workflows/{workflow_id}/versions", responses=errors)
-    def get_versions(workflow_id: int, limit: int = DEFAULT_PAGE, cursor: str | None = None,
+    def get_versions(workflow_id: WorkflowId, limit: int = DEFAULT_PAGE, cursor: str | None = None,
                      who: Tenant = Depends(tenant)) -> dict:
         """Every version, oldest first, with its definition and how many messages it made:
         ``versions``, ``next_cursor``."""
@@ -163,20 +172,20 @@ def add_workflow_routes(api: FastAPI, app: App, tenant: Callable[..., Tenant], e
         return page_json("versions", "versions", found, limit, lambda v: v["version"], lambda v: v)
 
     for state in ("enable", "disable"):
-        def toggle(workflow_id: int, who: Tenant = Depends(tenant), _on: bool = state == "enable") -> dict:
+        def toggle(workflow_id: WorkflowId, who: Tenant = Depends(tenant), _on: bool = state == "enable") -> dict:
             return set_enabled(app.engine, who.id, workflow_id, _on).to_dict()
 
         toggle.__doc__ = f"{state.capitalize()} the workflow."
         api.post(f"/v1/workflows/{{workflow_id}}/{state}", responses=errors, name=f"{state}_workflow")(toggle)
 
     @api.post("/v1/workflows/{workflow_id}/preview", responses=errors)
-    def post_preview(workflow_id: int, body: PreviewRequest | None = None, who: Tenant = Depends(tenant)) -> dict:
+    def post_preview(workflow_id: WorkflowId, body: PreviewRequest | None = None, who: Tenant = Depends(tenant)) -> dict:
         """Render each action with sample data (or the `event` given), in `lang` or every language."""
         body = body or PreviewRequest()
         return preview(deps(), who, workflow_id, event_data=_event(body.event), lang=body.lang, version=body.version)
 
     @api.post("/v1/workflows/{workflow_id}/test", responses=errors)
-    async def post_test(workflow_id: int, body: TestSendRequest, who: Tenant = Depends(tenant)) -> dict:
+    async def post_test(workflow_id: WorkflowId, body: TestSendRequest, who: Tenant = Depends(tenant)) -> dict:
         """Send each action once to `to` only, the subject marked `[TEST]`, recorded as a test."""
         return await test_send(deps(), who, workflow_id, body.to, event_data=_event(body.event), lang=body.lang)
 
@@ -196,7 +205,7 @@ def add_workflow_routes(api: FastAPI, app: App, tenant: Callable[..., Tenant], e
         return HTMLResponse(_PAGE.format(address=html.escape(item.address), token=html.escape(token, quote=True)))
 
     @api.get("/v1/digests/{digest_id}", responses=errors)
-    def get_digest(digest_id: int, who: Tenant = Depends(tenant)) -> dict:
+    def get_digest(digest_id: RowId, who: Tenant = Depends(tenant)) -> dict:
         """A digest: the events it collected, when it is due, and the message it became."""
         return digest_of(app.engine, who.id, digest_id)
 
