@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from .idempotency import applies_to
 from .schemas import ErrorResponse
 
 # Public by design: no key, no tenant, no rate limit.
@@ -112,6 +113,12 @@ def statuses(method: str, path: str, op: dict[str, Any]) -> dict[int, list[str]]
         out[413] = ["request_too_large"]
     if has_body or op.get("parameters"):
         out[422] = ["request_invalid"]
+    names = {p.get("name") for p in op.get("parameters", [])}
+    if {"limit", "cursor"} <= names:  # a page of a list (api/paging.py)
+        out[422] += ["limit_invalid", "cursor_invalid"]
+    if applies_to(method, path):  # the Idempotency-Key header
+        out[409] = ["idempotency_key_reused", "idempotency_in_progress", "idempotency_answer_too_large"]
+        out.setdefault(422, []).append("idempotency_key_invalid")
     for status, codes in EXTRA.get((method, path), {}).items():
         out[status] = out.get(status, []) + [c for c in codes if c not in out.get(status, [])]
     return dict(sorted(out.items()))
