@@ -6,12 +6,13 @@ and each body must match its documented schema."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -28,7 +29,8 @@ from tests.conftest import MX1
 # two minutes on two cores.
 EXAMPLES = 40
 _settings = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                     suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
+                     suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
+                     phases=[Phase.explicit, Phase.generate])  # no shrinking: the time stays bounded
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
@@ -51,7 +53,7 @@ def _fuzz(fuzzed, key: str, admin_paths: bool) -> None:
     """Every operation (of the admin scope or of the other), EXAMPLES requests each, valid and
     invalid ones drawn alike; all failures are gathered and reported together."""
     schema = schemathesis.openapi.from_asgi("/openapi.json", fuzzed["api"])
-    failures, seen, observed = [], 0, Counter()
+    failures, seen, observed, timings = [], 0, Counter(), {}
     doc = fuzzed["api"].openapi()
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -70,11 +72,14 @@ def _fuzz(fuzzed, key: str, admin_paths: bool) -> None:
                 listed = documented_codes(doc["paths"][operation.path][operation.method.lower()], answer.status_code)
                 assert code in listed, f"{answer.status_code} {code} is not among the documented {listed}"
 
+        started = time.monotonic()
         try:
             run()
         except (Exception, BaseExceptionGroup) as failure:  # noqa: BLE001 — each operation's failure is reported, the rest still run
             failures.append(f"{operation.method.upper()} {operation.path}: {failure}")
+        timings[f"{operation.method.upper()} {operation.path}"] = round(time.monotonic() - started, 1)
     print(sorted(observed.items()))
+    print(sorted(timings.items(), key=lambda t: -t[1])[:10])
     assert seen > 5, "no operations were drawn"
     assert not failures, "\n\n".join(failures)
 
@@ -103,3 +108,30 @@ def test_an_id_too_large_for_the_store_is_invalid_not_a_server_error(fuzzed, met
     answer = TestClient(fuzzed["api"], raise_server_exceptions=False).request(method, path, json=body,
                                                                             headers=fuzzed["tenant"])
     assert answer.status_code == 422 and answer.json()["error"]["code"] == "request_invalid", answer.text
+
+
+# Found beside them, by requests written to probe what the drawn ones missed: a NUL character
+# was taken on SQLite and failed with 500 on PostgreSQL, which cannot store one. It is refused at
+# the door now, on both stores alike.
+@pytest.mark.parametrize("method, path, body, key", [
+    ("POST", "/v1/admin/tenants", {"name": "nul", "display_name": "a\x00b"}, "admin"),
+    ("POST", "/v1/admin/tenants/acme/suspend", {"reason": "a\x00b"}, "admin"),
+    ("POST", "/v1/suppressions", {"address": "x@kunde.test", "detail": "a\x00b"}, "tenant"),
+    ("POST", "/v1/events", {"type": "candidate.applied", "idempotency_key": "a\x00b"}, "tenant"),
+    ("POST", "/v1/events", {"type": "candidate.applied", "idempotency_key": "k", "fields": {"a\x00": 1}}, "tenant"),
+    ("GET", "/v1/messages?recipient=%00", None, "tenant"),
+    ("GET", "/v1/suppressions?search=a%00", None, "tenant"),
+    ("GET", "/v1/messages/a%00b", None, "tenant"),
+])
+def test_a_nul_character_is_invalid_not_a_server_error(fuzzed, method, path, body, key):
+    answer = TestClient(fuzzed["api"], raise_server_exceptions=False).request(method, path, json=body,
+                                                                            headers=fuzzed[key])
+    assert answer.status_code == 422 and answer.json()["error"]["code"] == "request_invalid", answer.text
+    assert answer.headers["x-request-id"] == answer.json()["error"]["request_id"]
+
+
+def test_text_that_only_spells_a_nul_escape_is_taken(fuzzed):
+    client = TestClient(fuzzed["api"])
+    taken = client.post("/v1/suppressions", json={"address": "x@kunde.test", "detail": "\\u0000 as text"},
+                        headers=fuzzed["tenant"])
+    assert taken.status_code == 201, taken.text

@@ -64,9 +64,10 @@ _ERRORS = {code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 413, 
 def create_api(app: App) -> FastAPI:
     api = FastAPI(title="Postbote", version=__version__, description="Send notification e-mail and see why it did or did not arrive.")
     bearer = HTTPBearer(auto_error=False)
-    # Innermost of the three: the request id is set when it runs, and bodies are already bounded.
+    # Innermost of the middlewares: the request id is set when it runs, and bodies are already bounded.
     api.add_middleware(IdempotencyKeys, engine=app.engine, max_answer_bytes=app.settings.IDEMPOTENCY_MAX_ANSWER_BYTES)
     api_errors.install(api)
+    api.add_middleware(api_errors.NoNul)  # inside BodyLimit: reads only bodies within the limit
     api.add_middleware(api_errors.BodyLimit, max_bytes=app.settings.MAX_REQUEST_BYTES)
     rates = RateLimiter(app.settings.API_RATE_LIMIT, 2 * app.settings.API_RATE_LIMIT)
 
