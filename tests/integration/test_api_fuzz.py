@@ -37,6 +37,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 @pytest.fixture
 def fuzzed(make_app, zone):
     zone.mail_domain("kunde.test", (10, "mx.kunde.test", MX1))
+    zone.mail_domain("beispiel.test", (10, "mx.beispiel.test", MX1))  # the document's examples
     app = make_app()
     api = create_api(app)
     client = TestClient(api)
@@ -60,7 +61,8 @@ def _fuzz(fuzzed, key: str, admin_paths: bool) -> None:
         if operation.path.startswith("/v1/admin/") != admin_paths:
             continue
         seen += 1
-        strategy = st.one_of(operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE))
+        strategy = st.one_of(operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE),
+                             *schema.get_strategies_from_examples(operation))  # the document's examples too
 
         @_settings
         @given(case=strategy)

@@ -8,7 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class SendRequest(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", json_schema_extra={"examples": [
+        {"from": "ACME HR <hr@acme.test>", "to": ["anna@beispiel.test"], "subject": "Ihr erster Arbeitstag",
+         "text": "Willkommen!", "html": "<p>Willkommen!</p>"}]})
 
     sender: str = Field(alias="from", description="From address, e.g. 'ACME HR <hr@acme.com>'.")
     to: list[str] = Field(default_factory=list, max_length=1000, description="Recipients, each shown in To: of their own copy "
@@ -31,13 +33,14 @@ class SendRequest(BaseModel):
 
 
 class AddressCheckRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"addresses": ["anna@beispiel.test"]}]})
 
     addresses: list[str] = Field(min_length=1, max_length=10_000)
 
 
 class SuppressionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"address": "lea@beispiel.test", "reason": "unsubscribed", "detail": "asked by phone"}]})
 
     address: str = Field(max_length=1000, description="The address, e.g. lea@kunde.example (a name beside it is dropped).")
     reason: str = "manual"
@@ -45,7 +48,7 @@ class SuppressionRequest(BaseModel):
 
 
 class DomainRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"domain": "acme.test"}]})
 
     domain: str = Field(description="Your company's domain, e.g. acme.com.")
 
