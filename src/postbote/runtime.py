@@ -1,6 +1,6 @@
 """The running system: ``serve`` (REST API, delivery, bounce receiver, domain re-checks, delayed
-workflow mail) and
-``worker`` (delivery and domain re-checks, so that workers on several hosts need no ``serve``).
+workflow mail, webhook calls) and ``worker`` (the same but the API and the bounce receiver, so
+that workers on several hosts need no ``serve``).
 
 Each long-running part is a supervised task. A task that fails is logged with its traceback and
 started again after a growing pause; one that keeps failing, or one that cannot be restarted
@@ -219,14 +219,24 @@ def workflow_task(app: App, stop: asyncio.Event) -> Task:
     return Task("delayed workflow mail", lambda: send_due_forever(Deps(app.engine, app.settings, app.resolver), stop))
 
 
+def webhook_task(app: App, stop: asyncio.Event) -> Task:
+    """Webhook calls: dispatched from the logs and made, under serve and worker alike (a call is
+    leased to one loop, dispatch takes turns)."""
+    from .webhooks import run_webhooks
+
+    return Task("webhook calls", lambda: run_webhooks(app.engine, app.settings, app.resolver, stop))
+
+
 async def run_worker(app: App, *, until_done: bool = False, timeout: float | None = None) -> WorkerStats:
-    """``postbote worker``: delivery, the domain re-checks and delayed workflow mail, supervised."""
+    """``postbote worker``: delivery, the domain re-checks, delayed workflow mail and webhook calls,
+    supervised."""
     stop = stop_on_signals()
     stats = WorkerStats()
     tasks = [delivery_task(app, stop, stats, until_done=until_done, timeout=timeout)]
     if not until_done:  # a run that drains the queue and exits has no schedule to keep
         tasks.append(recheck_task(app, stop))
         tasks.append(workflow_task(app, stop))
+        tasks.append(webhook_task(app, stop))
     await Supervisor(stop).run(tasks)
     return stats
 
@@ -269,6 +279,7 @@ async def run_serve(app: App, api_socket: socket.socket, announce: Callable[[str
             delivery_task(app, stop, stats),
             recheck_task(app, stop),
             workflow_task(app, stop),
+            webhook_task(app, stop),
         ])
     finally:
         server.should_exit = True

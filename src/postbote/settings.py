@@ -268,6 +268,24 @@ class Settings(BaseSettings):
         description="IP addresses of partners that send mail in tenants' names (the "
         "e-signature provider); named in allowlisting advice.",
     )
+    WEBHOOK_RETRY_SCHEDULE: CommaList = Field(
+        default_factory=lambda: ["30s", "2m", "10m", "30m", "1h", "2h", "4h"],
+        description="Waits after the 1st, 2nd … failed webhook call; the last one repeats.",
+    )
+    WEBHOOK_MAX_AGE: str = Field(
+        "24h", description="How long a webhook call is retried before it is parked as dead (a "
+        "replay sends it again).",
+    )
+    WEBHOOK_TIMEOUT: float = Field(
+        10.0, gt=0, le=120, description="Seconds a webhook receiver has to answer, connection included.",
+    )
+    WEBHOOK_MAX_ENDPOINTS: int = Field(
+        20, ge=1, le=1000, description="Webhook endpoints a tenant may register.",
+    )
+    ALLOW_PRIVATE_WEBHOOKS: bool = Field(
+        False, description="Call webhook URLs on loopback, private and other non-public addresses, "
+        "and over plain http; for test set-ups. Off: https to public addresses only.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -282,7 +300,7 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, toml)
 
     _split_lists = field_validator(
-        "DNS_NAMESERVERS", "SOURCE_IPS", "RETRY_SCHEDULE", "PARTNER_IPS", mode="before"
+        "DNS_NAMESERVERS", "SOURCE_IPS", "RETRY_SCHEDULE", "PARTNER_IPS", "WEBHOOK_RETRY_SCHEDULE", mode="before"
     )(_split)
 
     @field_validator("LANGUAGE")
@@ -306,7 +324,7 @@ class Settings(BaseSettings):
             parse_host_port(entry, default_port=53)
         return value
 
-    @field_validator("RETRY_SCHEDULE")
+    @field_validator("RETRY_SCHEDULE", "WEBHOOK_RETRY_SCHEDULE")
     @classmethod
     def _check_schedule(cls, value: list[str]) -> list[str]:
         if not value:
@@ -315,7 +333,7 @@ class Settings(BaseSettings):
             parse_duration(step)
         return value
 
-    @field_validator("MAX_LIFETIME", "LEASE_DURATION", "DOMAIN_RECHECK_INTERVAL", "RETURN_PATH_LIFETIME",
+    @field_validator("MAX_LIFETIME", "LEASE_DURATION", "DOMAIN_RECHECK_INTERVAL", "RETURN_PATH_LIFETIME", "WEBHOOK_MAX_AGE",
                      "SMTP_CONNECT_TIMEOUT",
                      "SMTP_GREETING_TIMEOUT", "SMTP_COMMAND_TIMEOUT", "SMTP_DATA_TIMEOUT",
                      "SMTP_DATA_BLOCK_TIMEOUT", "SMTP_DATA_END_TIMEOUT")
@@ -335,6 +353,14 @@ class Settings(BaseSettings):
     @cached_property
     def retry_steps(self) -> tuple[float, ...]:
         return tuple(parse_duration(step) for step in self.RETRY_SCHEDULE)
+
+    @cached_property
+    def webhook_retry_steps(self) -> tuple[float, ...]:
+        return tuple(parse_duration(step) for step in self.WEBHOOK_RETRY_SCHEDULE)
+
+    @cached_property
+    def webhook_max_age_seconds(self) -> float:
+        return parse_duration(self.WEBHOOK_MAX_AGE)
 
     @cached_property
     def max_lifetime_seconds(self) -> float:

@@ -42,6 +42,7 @@ from .paging import DEFAULT_PAGE, check_limit, decode_cursor, decode_int_cursor,
 from .allowlist import add_allowlist_routes
 from .workflows import add_workflow_routes
 from .keys import add_key_routes
+from .webhooks import add_webhook_routes
 from .schemas import (
     AddressCheckRequest,
     BatchRequest,
@@ -281,6 +282,7 @@ def create_api(app: App) -> FastAPI:
     add_allowlist_routes(api, app, tenant, _ERRORS)
     add_workflow_routes(api, app, tenant, _ERRORS)
     add_key_routes(api, app, tenant, _ERRORS)
+    add_webhook_routes(api, app, tenant, _ERRORS)
     add_admin_routes(api, app, admin, _ERRORS)
     document_idempotency(api)
 

@@ -83,6 +83,20 @@ EXTRA: dict[tuple[str, str], dict[int, list[str]]] = {
     ("POST", "/v1/admin/partners"): {409: ["partner_exists"], 422: ["partner_invalid"]},
     ("PUT", "/v1/admin/partners/{name}"): {404: ["partner_not_found"], 422: ["partner_invalid"]},
     ("DELETE", "/v1/admin/partners/{name}"): {404: ["partner_not_found"]},
+    ("POST", "/v1/webhooks"): {409: ["webhook_limit"],
+                               422: ["webhook_url_invalid", "webhook_url_refused", "webhook_events_invalid",
+                                     "webhook_invalid"]},
+    ("GET", "/v1/webhooks/{endpoint_id}"): {404: ["webhook_not_found"]},
+    ("PATCH", "/v1/webhooks/{endpoint_id}"): {404: ["webhook_not_found"],
+                                              422: ["webhook_url_invalid", "webhook_url_refused",
+                                                    "webhook_events_invalid", "webhook_invalid"]},
+    ("DELETE", "/v1/webhooks/{endpoint_id}"): {404: ["webhook_not_found"]},
+    ("POST", "/v1/webhooks/{endpoint_id}/rotate-secret"): {404: ["webhook_not_found"], 422: ["overlap_invalid"]},
+    ("POST", "/v1/webhooks/{endpoint_id}/test"): {404: ["webhook_not_found"]},
+    ("GET", "/v1/webhooks/{endpoint_id}/calls"): {404: ["webhook_not_found"], 422: ["state_invalid"]},
+    ("GET", "/v1/webhooks/{endpoint_id}/calls/{call_id}"): {404: ["webhook_call_not_found"]},
+    ("POST", "/v1/webhooks/{endpoint_id}/calls/{call_id}/replay"): {404: ["webhook_call_not_found"]},
+    ("POST", "/v1/webhooks/{endpoint_id}/replay"): {404: ["webhook_not_found"]},
 }
 
 _WHY = {

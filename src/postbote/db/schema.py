@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData(
@@ -222,7 +223,10 @@ domain_events = Table(
     Column("old_state", String(16)),
     Column("new_state", String(16)),
     Column("data", JSON, nullable=False),
+    Column("dispatched", UTCDateTime),  # when webhooks/dispatch turned it into calls; NULL: not yet
     Index("ix_domain_events_domain_id", "domain_id"),
+    Index("ix_domain_events_undispatched", "id", postgresql_where=text("dispatched IS NULL"),
+          sqlite_where=text("dispatched IS NULL")),
 )
 
 suppressions = Table(
@@ -238,7 +242,10 @@ suppressions = Table(
     Column("expires_at", UTCDateTime),  # NULL: until removed by hand
     Column("removed_at", UTCDateTime),
     Column("removed_reason", Text),
+    Column("dispatched", UTCDateTime),  # when webhooks/dispatch turned it into calls; NULL: not yet
     UniqueConstraint("tenant_id", "address"),
+    Index("ix_suppressions_undispatched", "id", postgresql_where=text("dispatched IS NULL"),
+          sqlite_where=text("dispatched IS NULL")),
 )
 
 # One copy per recipient (the default): each recipient's own bytes, with only its own address in
@@ -275,7 +282,12 @@ events = Table(
     Column("kind", String(32), nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Column("data", JSON, nullable=False),
+    # The outbox of webhooks: when webhooks/dispatch turned the event into calls; NULL: not yet.
+    # A flag, not a position: an event committed after a later id was read is still found.
+    Column("dispatched", UTCDateTime),
     Index("ix_events_message_id", "message_id"),
+    Index("ix_events_undispatched", "id", postgresql_where=text("dispatched IS NULL"),
+          sqlite_where=text("dispatched IS NULL")),
 )
 
 # Workflows (workflows/): a workflow per tenant and trigger, every edit a new version; the events
@@ -440,4 +452,59 @@ idempotency_keys = Table(
     Column("answer", LargeBinary),  # nonce and AES-GCM ciphertext; NULL: too large to keep
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_idempotency_keys_created_at", "created_at"),
+)
+
+# Webhooks (webhooks/): a tenant's endpoints, one call per event and endpoint (the payload fixed
+# when the event is dispatched, so every retry sends the same bytes), and every attempt of a call.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(32), primary_key=True),  # we_<hex>
+    Column("tenant_id", ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("url", Text, nullable=False),
+    Column("description", Text),
+    Column("events", JSON, nullable=False),  # the selection: event types, "message.*", "*"
+    Column("enabled", Boolean, nullable=False),
+    Column("secret", Text, nullable=False),  # sealed with SECRET_KEY (AES-GCM)
+    Column("previous_secret", Text),  # sealed; still signs beside the new one until previous_until
+    Column("previous_until", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+webhook_calls = Table(
+    "webhook_calls",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("endpoint_id", ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", String(40), nullable=False),  # stable across retries: evt_m<n>, evt_d<n>, evt_s<n>
+    Column("event_type", String(40), nullable=False),
+    Column("subject", String(400), nullable=False),  # what the order is kept for: a message, domain, address
+    Column("seq", BigInteger, nullable=False),  # the event's place in its log; calls of a subject go in this order
+    Column("body", Text, nullable=False),  # the JSON sent, byte for byte the same on every attempt
+    Column("state", String(16), nullable=False),  # pending | delivered | dead
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),  # retried until then, then dead (a replay renews it)
+    Column("lease_owner", String(80)),
+    Column("lease_until", UTCDateTime),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    UniqueConstraint("endpoint_id", "event_id"),
+    Index("ix_webhook_calls_due", "state", "next_attempt_at"),
+    Index("ix_webhook_calls_order", "endpoint_id", "subject", "seq"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("call_id", ForeignKey("webhook_calls.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    Column("status", Integer),  # the HTTP status; NULL: no answer (refused, timed out, guard)
+    Column("error", Text),
+    Column("response_excerpt", Text),  # the first bytes of the answer, as text
 )

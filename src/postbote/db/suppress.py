@@ -19,7 +19,8 @@ def suppress_in(conn: Connection, tenant_id: int, address: str, reason: Suppress
     now = utcnow()
     values = dict(tenant_id=tenant_id, address=address.lower(), reason=reason.value, source_message_id=source_message_id,
                   detail=(detail or "")[:2000] or None, created_at=now,
-                  expires_at=now + timedelta(seconds=lifetime) if lifetime else None, removed_at=None, removed_reason=None)
+                  expires_at=now + timedelta(seconds=lifetime) if lifetime else None, removed_at=None, removed_reason=None,
+                  dispatched=None)  # a renewed entry is news for webhooks again
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     statement = dialect.insert(suppressions).values(**values)
     statement = statement.on_conflict_do_update(

@@ -5,7 +5,6 @@ is refused) and STARTTLS as TLS_MODE says."""
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 import ssl
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from dataclasses import dataclass, field
 import aiosmtplib
 
 from ..dns import DnsTemporaryError, MxHost, Resolver
+from ..network import not_public
 from ..replies import Reply
 from ..settings import Settings
 from ..vocab import TlsMode
@@ -232,15 +232,8 @@ class Connector:
         make Postbote talk to internal hosts and show their banners in transcripts."""
         if self._settings.ALLOW_PRIVATE_MX:
             return None
-        try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
-            return "not an IP address"
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
-        if not address.is_global or address.is_multicast:
-            return "the address is not public (loopback, private, link-local or reserved) and ALLOW_PRIVATE_MX is off"
-        return None
+        why = not_public(ip)
+        return f"{why} and ALLOW_PRIVATE_MX is off" if why and why != "not an IP address" else why
 
     @classmethod
     def _lost(cls, smtp, host, ip, transcript: Transcript, exc: BaseException, during: str) -> ConnectFailure:

@@ -20,6 +20,7 @@ from ..errors import ConfigError
 
 KEY_BITS = 2048
 _INFO = b"postbote dkim private key v1"
+_SECRET_INFO = b"postbote stored secret v1"  # webhook signing secrets: another key, another purpose
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,8 @@ class KeyVault:
         require_secret_key(secret_key)
         kdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO)
         self._aead = AESGCM(kdf.derive(secret_key.encode("utf-8")))
+        secrets_kdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_SECRET_INFO)
+        self._secrets = AESGCM(secrets_kdf.derive(secret_key.encode("utf-8")))
         self._parsed: dict[str, rsa.RSAPrivateKey] = {}
 
     def seal(self, private_key: rsa.RSAPrivateKey) -> str:
@@ -88,3 +91,16 @@ class KeyVault:
             key = serialization.load_der_private_key(der, password=None)
             self._parsed[sealed] = key
         return key
+
+    def seal_secret(self, text: str) -> str:
+        """A short secret (a webhook's signing secret) encrypted for the store."""
+        nonce = os.urandom(12)
+        return base64.b64encode(nonce + self._secrets.encrypt(nonce, text.encode("utf-8"), _SECRET_INFO)).decode("ascii")
+
+    def open_secret(self, sealed: str) -> str:
+        raw = base64.b64decode(sealed)
+        try:
+            return self._secrets.decrypt(raw[:12], raw[12:], _SECRET_INFO).decode("utf-8")
+        except InvalidTag:
+            raise ConfigError("A stored webhook secret cannot be decrypted with this SECRET_KEY.",
+                              hint="Use the SECRET_KEY the secret was made with, or rotate the endpoint's secret.") from None

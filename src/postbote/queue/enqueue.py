@@ -84,7 +84,8 @@ def enqueue_in(conn: Connection, tenant_id: int, batch: Iterable[Outgoing], *, l
                 "delivery_id": None,
                 "kind": EventKind.ACCEPTED.value,
                 "at": now,
-                "data": {"recipients": [r.address for r in message.recipients], "sender_note": item.sender_note},
+                "data": {"recipients": [r.address for r in message.recipients], "sender_note": item.sender_note,
+                         **({"held": True} if item.held else {})},
             }
         )
     if message_rows:
