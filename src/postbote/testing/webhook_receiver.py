@@ -56,6 +56,9 @@ class WebhookReceiver:
             def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length)
+                if len(body) < length:  # the caller went away mid-request: nothing was received
+                    self.close_connection = True
+                    return
                 with receiver._lock:
                     b = receiver.behaviour
                     status = b.status
@@ -68,13 +71,16 @@ class WebhookReceiver:
                     receiver._lock.notify_all()
                 if pause:
                     time.sleep(pause)
-                self.send_response(status)
-                if location:
-                    self.send_header("Location", location)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
+                try:
+                    self.send_response(status)
+                    if location:
+                        self.send_header("Location", location)
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Content-Length", str(len(answer)))
+                    self.end_headers()
+                    self.wfile.write(answer)
+                except (BrokenPipeError, ConnectionResetError):  # the caller gave up or died
+                    self.close_connection = True
 
             def log_message(self, *args) -> None:
                 pass
