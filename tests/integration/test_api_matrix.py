@@ -31,7 +31,8 @@ PUBLIC = {
 }
 
 # Path parameters that name a resource of one tenant: another tenant's key gets 404 for them.
-TENANT_RESOURCES = {"message_id", "domain", "workflow_id", "event_id", "digest_id", "address", "prefix"}
+TENANT_RESOURCES = {"message_id", "domain", "workflow_id", "event_id", "digest_id", "address", "prefix", "endpoint_id",
+                    "call_id"}
 
 # Required query parameters, by name.
 QUERY = {"reason": "matrix check"}
@@ -57,6 +58,8 @@ BODIES = {
     ("POST", "/v1/admin/tenants/{name}/suspend"): lambda r: {"reason": "matrix check"},
     ("POST", "/v1/admin/partners"): lambda r: {"name": f"P{secrets.token_hex(4)}", "ips": ["198.51.100.7"]},
     ("PUT", "/v1/admin/partners/{name}"): lambda r: {"ips": ["198.51.100.8"]},
+    ("POST", "/v1/webhooks"): lambda r: {"url": "https://hooks.neutral.test/in", "events": ["*"]},
+    ("PATCH", "/v1/webhooks/{endpoint_id}"): lambda r: {"description": "changed by the matrix"},
 }
 
 WORKFLOW_NAME = "Acme matrix onboarding 7f3a"
@@ -121,20 +124,27 @@ def world(make_app, zone):
     suppression = client.post("/v1/suppressions", json={"address": "lea.suppressed.7f3a@kunde.test"}, headers=a)
     assert suppression.status_code == 201, suppression.text
     spare = client.post("/v1/keys", headers=a).json()["prefix"]
+    hook = client.post("/v1/webhooks", json={"url": "https://hooks.acme-matrix.test/7f3a", "events": ["*"],
+                                             "description": "Acme hook 7f3a"}, headers=a)
+    assert hook.status_code == 201, hook.text
+    call = client.post(f"/v1/webhooks/{hook.json()['id']}/test", headers=a)
+    assert call.status_code == 202, call.text
     partner = client.post("/v1/admin/partners", json={"name": "SignIt", "ips": ["198.51.100.5"]}, headers=_bearer(admin))
     assert partner.status_code == 201, partner.text
 
     resources = {
         "message_id": sent.json()["id"], "domain": "acme-matrix.test", "workflow_id": workflow.json()["id"],
         "event_id": event.json()["id"], "digest_id": digest_id, "address": "lea.suppressed.7f3a@kunde.test",
-        "prefix": spare, "explanation_id": sorted(explanation_ids())[0],
+        "prefix": spare, "explanation_id": sorted(explanation_ids())[0], "endpoint_id": hook.json()["id"],
+        "call_id": call.json()["call_id"],
         "token": make_token(app.settings.SECRET_KEY, Unsubscribe(acme.id, "bulk.acme.7f3a@kunde.test",
                                                                   workflow.json()["id"])),
     }
     # What must never appear in another tenant's answer.
     markers = [resources["message_id"], "anna.acme.7f3a", "acme-matrix", WORKFLOW_NAME, "Acme digest 7f3a",
                "acme-event-7f3a", "acme-absence-7f3a", "lea.suppressed.7f3a", "chefin.acme.7f3a", "Acme secret subject",
-               spare, keys["acme"][:10], "Acme Matrix GmbH"]
+               spare, keys["acme"][:10], "Acme Matrix GmbH", hook.json()["id"], "hooks.acme-matrix.test", "Acme hook 7f3a",
+               call.json()["event_id"], hook.json()["secret"]]
     return {"app": app, "client": client, "resources": resources, "markers": markers, "keys": keys,
             "acme": a, "globex": _bearer(keys["globex"]), "admin": _bearer(admin),
             "unauthorised": {"no key": {}, "revoked tenant key": _bearer(revoked),
@@ -251,6 +261,8 @@ def test_another_tenants_key_reaches_nothing_of_the_first_tenant(world):
     assert client.get(f"/v1/domains/{resources['domain']}", headers=a).status_code == 200
     assert client.get(f"/v1/workflows/{resources['workflow_id']}", headers=a).json()["enabled"] is True
     assert resources["address"] in client.get("/v1/suppressions", headers=a).text
+    hook = client.get(f"/v1/webhooks/{resources['endpoint_id']}", headers=a).json()
+    assert hook["description"] == "Acme hook 7f3a" and hook["enabled"] is True
     assert any(k["prefix"] == resources["prefix"] and k["active"] for k in _items(client.get("/v1/keys", headers=a).json()))
 
 
