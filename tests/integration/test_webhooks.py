@@ -20,8 +20,7 @@ from postbote.db.schema import utcnow, webhook_calls, webhook_endpoints
 from postbote.testing import Receiver, WebhookReceiver
 from postbote.testing.smtp_receiver import Greylister
 from postbote.tenants import add_tenant, create_key, get_tenant
-from postbote.webhooks import run_round
-from postbote.webhooks.loop import client as http_client
+from postbote.webhooks import run_webhooks
 from postbote.workflows.unsubscribe import Unsubscribe, make_token
 from tests.conftest import MX1, run_worker
 from tests.support.mail import it_team_publishes, publish_to_zone
@@ -61,30 +60,28 @@ def _send(client, headers, to="anna@kunde.test") -> str:
     return sent.json()["id"]
 
 
-def pump(app, until, *, timeout: float = 20.0) -> None:
-    """Webhook rounds, as serve and worker run them, until ``until()`` holds."""
+def pump(app, until, *, timeout: float = 20.0, at_least: float = 0.0) -> None:
+    """The webhook loop of serve and worker, run until ``until()`` holds (and ``at_least`` seconds)."""
 
     async def go() -> None:
-        deadline = time.monotonic() + timeout
-        async with http_client(app.settings) as http:
-            while not until():
-                assert time.monotonic() < deadline, "webhook rounds did not get there in time"
-                if not await run_round(app.engine, app.settings, app.resolver, http):
-                    await asyncio.sleep(0.1)
+        stop = asyncio.Event()
+        loop = asyncio.create_task(run_webhooks(app.engine, app.settings, app.resolver, stop))
+        began = time.monotonic()
+        try:
+            while not (until() and time.monotonic() - began >= at_least):
+                assert time.monotonic() - began < timeout, "the webhook loop did not get there in time"
+                assert not loop.done(), loop.exception() if loop.done() else None
+                await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await loop
 
     asyncio.run(go())
 
 
 def settle(app) -> None:
-    """Rounds until one finds nothing to dispatch or call (at least two)."""
-    rounds = 0
-
-    def quiet() -> bool:
-        nonlocal rounds
-        rounds += 1
-        return rounds > 2 and not _due(app)
-
-    pump(app, quiet)
+    """The loop run for a second and until no call is due."""
+    pump(app, lambda: not _due(app), at_least=1.0)
 
 
 def _due(app) -> bool:

@@ -5,6 +5,7 @@ again on the same port to play a receiver that is down for a while."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -51,6 +52,9 @@ class WebhookReceiver:
             def setup(self) -> None:
                 with receiver._lock:
                     receiver.connections += 1
+                # Headers and body go out in two writes; without this, Nagle's algorithm holds the
+                # body until the caller's delayed ACK (40 ms a request).
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 super().setup()
 
             def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
@@ -85,8 +89,11 @@ class WebhookReceiver:
             def log_message(self, *args) -> None:
                 pass
 
-        ThreadingHTTPServer.allow_reuse_address = True
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+        class Server(ThreadingHTTPServer):
+            allow_reuse_address = True
+            request_queue_size = 1024  # the listen backlog: callers open many connections at once
+
+        self._server = Server((self.host, self.port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-receiver", daemon=True)

@@ -10,8 +10,7 @@ POSTed) → ``call.record`` (the attempt, then delivered, retried or dead)."""
 from .dispatch import dispatch
 from .endpoints import Endpoint
 from .history import get_call, list_calls, replay
-from .loop import run_round, run_webhooks
+from .loop import run_webhooks
 from .types import SELECTABLE, WebhookEvent
 
-__all__ = ["Endpoint", "WebhookEvent", "SELECTABLE", "dispatch", "get_call", "list_calls", "replay", "run_round",
-           "run_webhooks"]
+__all__ = ["Endpoint", "WebhookEvent", "SELECTABLE", "dispatch", "get_call", "list_calls", "replay", "run_webhooks"]

@@ -74,7 +74,7 @@ class Outcome:
         return self.status is not None and 200 <= self.status < 300
 
 
-def claim(engine: Engine, settings: Settings, *, limit: int = 32) -> list[Claimed]:
+def claim(engine: Engine, settings: Settings, *, limit: int = 200) -> list[Claimed]:
     """Due calls, each the earliest pending one of its subject at its endpoint, leased to us."""
     now = utcnow()
     c, e = webhook_calls, webhook_endpoints
@@ -178,28 +178,38 @@ async def make(call: Claimed, settings: Settings, resolver: Resolver, client: ht
     return done(status, error, excerpt)
 
 
-def record(engine: Engine, settings: Settings, call: Claimed, outcome: Outcome) -> str:
-    """Write the attempt and the call's next state (delivered, pending again, or dead); returns it."""
+def record(engine: Engine, settings: Settings, done: list[tuple[Claimed, Outcome]]) -> list[str]:
+    """Write each call's attempt and next state (delivered, pending again, or dead), all in one
+    transaction; returns the states."""
     now = utcnow()
+    states, attempts_rows = [], []
+    with engine.begin() as conn:
+        for call, outcome in done:
+            values = _next(settings, call, outcome, now)
+            attempts_rows.append({"call_id": call.id, "started_at": outcome.started_at, "duration_ms": outcome.duration_ms,
+                                  "status": outcome.status, "error": outcome.error,
+                                  "response_excerpt": outcome.excerpt})
+            conn.execute(update(webhook_calls).where(and_(webhook_calls.c.id == call.id,
+                                                          webhook_calls.c.lease_owner == call.token)).values(**values))
+            states.append(values["state"])
+            if not outcome.ok:
+                log.info("webhook %s to %s: %s (%s)", call.event_id, call.endpoint_id, outcome.error, values["state"])
+        if attempts_rows:
+            conn.execute(insert(webhook_attempts), attempts_rows)
+    return states
+
+
+def _next(settings: Settings, call: Claimed, outcome: Outcome, now: datetime) -> dict:
     attempts = call.attempts + 1
     values: dict = {"attempts": attempts, "lease_owner": None, "lease_until": None, "last_status": outcome.status,
                     "last_error": outcome.error}
     if outcome.ok:
         values.update(state="delivered", finished_at=now)
-    else:
-        steps = settings.webhook_retry_steps
-        wait = steps[min(attempts, len(steps)) - 1]
-        later = now + timedelta(seconds=wait)
-        if now >= call.expires_at:
-            values.update(state="dead", finished_at=now)
-        else:  # the last try falls at the end of the call's age, not after it
-            values.update(state="pending", next_attempt_at=min(later, call.expires_at))
-    with engine.begin() as conn:
-        conn.execute(insert(webhook_attempts).values(call_id=call.id, started_at=outcome.started_at,
-                                                     duration_ms=outcome.duration_ms, status=outcome.status,
-                                                     error=outcome.error, response_excerpt=outcome.excerpt))
-        conn.execute(update(webhook_calls).where(and_(webhook_calls.c.id == call.id,
-                                                      webhook_calls.c.lease_owner == call.token)).values(**values))
-    if not outcome.ok:
-        log.info("webhook %s to %s: %s (%s)", call.event_id, call.endpoint_id, outcome.error, values["state"])
-    return values["state"]
+        return values
+    steps = settings.webhook_retry_steps
+    later = now + timedelta(seconds=steps[min(attempts, len(steps)) - 1])
+    if now >= call.expires_at:
+        values.update(state="dead", finished_at=now)
+    else:  # the last try falls at the end of the call's age, not after it
+        values.update(state="pending", next_attempt_at=min(later, call.expires_at))
+    return values
