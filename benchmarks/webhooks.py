@@ -4,7 +4,10 @@ every `message.queued` and `message.delivered` event called, signed, to a webhoo
 loopback. Timed from the first POST until the receiver holds all 2N events. Prints one JSON
 line: calls per second end to end, and the delay from an event to its call (p50, p99).
 
-    python benchmarks/webhooks.py --messages 2000 [--store postgresql]
+    python benchmarks/webhooks.py --messages 2000 [--store postgresql] [--without-webhooks]
+
+``--without-webhooks`` registers no endpoint and times until the sink has every message: the same
+run without the calls, to see what they cost the rest.
 
 The receiver is Python's threading HTTP server in this process (it costs CPU on the same two
 cores), so the figures are floors. Nothing leaves 127.0.0.0/8.
@@ -40,6 +43,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--without-webhooks", action="store_true")
     args = parser.parse_args()
 
     zone = Zone()
@@ -70,18 +74,21 @@ def main() -> None:
                 wait_listening(api_port, serve)
                 api = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", headers={"Authorization": f"Bearer {key}"},
                                    timeout=60)
-                made = api.post("/v1/webhooks", json={"url": hooks.url(), "events": ["message.queued", "message.delivered"]})
-                made.raise_for_status()
+                if not args.without_webhooks:
+                    made = api.post("/v1/webhooks", json={"url": hooks.url(),
+                                                          "events": ["message.queued", "message.delivered"]})
+                    made.raise_for_status()
                 started = time.perf_counter()
                 for first in range(0, args.messages, args.batch):
                     count = min(args.batch, args.messages - first)
                     batch = [{"from": "HR <hr@platform.test>", "to": [f"p{first + i}@kunde.test"], "subject": "Hallo",
                               "text": "Willkommen"} for i in range(count)]
                     api.post("/v1/messages/batch", json={"messages": batch}).raise_for_status()
-                wanted = 2 * args.messages
+                wanted = 0 if args.without_webhooks else 2 * args.messages
                 deadline = time.monotonic() + args.timeout
                 while len({r.headers["webhook-id"] for r in list(hooks.received)}) < wanted and time.monotonic() < deadline:
                     time.sleep(0.05)
+                sink.wait_for(args.messages, timeout=max(0.0, deadline - time.monotonic()))
                 seconds = time.perf_counter() - started
                 received = list(hooks.received)
                 # the delay from the event (its timestamp) to the call's arrival, in wall-clock time
@@ -95,6 +102,7 @@ def main() -> None:
                           "distinct_events": distinct, "all_received": distinct >= wanted,
                           "delivered_at_sink": sink.count, "seconds": round(seconds, 1),
                           "calls_per_s_end_to_end": round(distinct / seconds, 1),
+                          "delivered_per_s_end_to_end": round(sink.count / seconds, 1),
                           "p50_event_to_call_ms": _percentile(delays, 0.5), "p99_event_to_call_ms": _percentile(delays, 0.99)}
             finally:
                 serve.terminate()
