@@ -348,3 +348,19 @@ def test_a_redirect_is_not_followed_and_counts_as_a_failure(make_app, zone, smtp
         [call] = _calls(app, endpoint["id"])
         assert call.state == "pending" and call.last_status == 307 and "not followed" in call.last_error
         assert elsewhere.received == []
+
+
+def test_dispatchers_running_side_by_side_make_each_call_once(make_app, zone, smtp_port, receiver):
+    """serve and workers on one store each dispatch: every log line becomes one call per endpoint."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from postbote.webhooks import dispatch
+
+    app, client, keys = _platform(make_app, zone)
+    endpoint = _endpoint(client, keys["acme"], receiver.url(), events=["message.queued"])
+    for n in range(40):
+        _send(client, keys["acme"], to=f"p{n}@kunde.test")
+    with ThreadPoolExecutor(4) as pool:
+        made = list(pool.map(lambda _: dispatch(app.engine, max_age_seconds=60, limit=7), range(16)))
+    assert sum(made) == 40
+    assert sorted(c.event_id for c in _calls(app, endpoint["id"])) == sorted({c.event_id for c in _calls(app, endpoint["id"])})

@@ -5,8 +5,9 @@ The logs are the message timelines (``events``), the sender domains' history
 mark: a line without one has not been turned into calls yet. Reading by that mark, not by a
 position, means a line committed late (its transaction began before a later line's ended) is
 found all the same. The calls are written and the lines marked in one transaction, so a crash
-leaves either both or neither; one dispatcher runs at a time (an advisory lock on PostgreSQL,
-the write lock on SQLite).
+leaves either both or neither. Dispatchers side by side (serve and workers) never take the same
+line: on PostgreSQL the lines read are locked (FOR UPDATE; a second dispatcher waits, then sees
+them marked), on SQLite the transaction takes the write lock before it reads.
 
 A call's body is fixed here, so every retry sends the same bytes under the same event id. An
 endpoint hears of what happened after it was registered."""
@@ -26,7 +27,6 @@ from ..db.schema import (deliveries, domain_events, domains, events, iso_utc, me
 from .types import DOMAIN_TYPES, message_type, selects, suppression_type
 
 BATCH = 500
-_LOCK = 0x706F7374626F7465 >> 1  # "postbote", a key no other advisory lock of ours uses
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +106,8 @@ def dispatch(engine: Engine, *, max_age_seconds: float, limit: int = BATCH) -> i
     """Turn up to ``limit`` undispatched lines of each log into calls; returns the calls made."""
     made = 0
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
+        if conn.dialect.name == "sqlite":  # a write first: the write lock from here, so no other dispatcher reads these lines
+            conn.execute(text("UPDATE webhook_calls SET id = id WHERE 0"))
         now = utcnow()
         for table, read in _SOURCES:
             ids, lines = read(conn, limit)
