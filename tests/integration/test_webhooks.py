@@ -364,3 +364,47 @@ def test_dispatchers_running_side_by_side_make_each_call_once(make_app, zone, sm
         made = list(pool.map(lambda _: dispatch(app.engine, max_age_seconds=60, limit=7), range(16)))
     assert sum(made) == 40
     assert sorted(c.event_id for c in _calls(app, endpoint["id"])) == sorted({c.event_id for c in _calls(app, endpoint["id"])})
+
+
+def _workflow(**changes) -> dict:
+    workflow = {"name": "Interview invitation", "trigger": "candidate.stage_changed",
+                "actions": [{"recipients": [{"role": "candidate"}], "sender": {"domain": None},
+                             "templates": {"en": {"subject": "Hello {{ candidate.name }}", "text": "See you."}}}]}
+    workflow.update(changes)
+    return workflow
+
+
+def _event(key: str) -> dict:
+    return {"type": "candidate.stage_changed", "idempotency_key": key,
+            "people": {"candidate": {"email": "lea@kunde.test", "name": "Lea"}}}
+
+
+def test_workflow_events_handled_and_delayed_jobs_given_up_reach_the_endpoint(make_app, zone, smtp_port, receiver):
+    from postbote.db.schema import workflow_jobs
+    from postbote.workflows import delays
+
+    app, client, keys = _platform(make_app, zone)
+    endpoint = _endpoint(client, keys["acme"], receiver.url(), events=["workflow.*"])
+    assert client.post("/v1/workflows", json=_workflow(), headers=keys["acme"]).status_code == 201
+    answer = client.post("/v1/events", json=_event("cand-7-stage-2"), headers=keys["acme"]).json()
+    assert client.post("/v1/events", json=_event("cand-7-stage-2"), headers=keys["acme"]).json()["duplicate"] is True
+    pump(app, lambda: len(receiver.received) >= 1)
+    settle(app)
+    [handled] = [_verified(endpoint["secret"], g) for g in receiver.received]  # once, though posted twice
+    assert handled["type"] == "workflow.event_handled" and handled["data"]["idempotency_key"] == "cand-7-stage-2"
+    assert handled["data"]["results"] == answer["results"] and handled["data"]["results"][0]["outcome"] == "sent"
+
+    assert client.post("/v1/workflows", json=_workflow(name="Later", delay={"offset": "1h"}),
+                       headers=keys["acme"]).status_code == 201
+    client.post("/v1/events", json=_event("cand-8-stage-2"), headers=keys["acme"])
+    with app.engine.connect() as conn:
+        job = conn.execute(select(workflow_jobs)).one()
+    for _ in range(delays.JOB_RETRIES):  # the job's runs fail until it is given up
+        with app.engine.connect() as conn:
+            job = conn.execute(select(workflow_jobs).where(workflow_jobs.c.id == job.id)).one()
+        delays._failed(app.engine, job, RuntimeError("the event is gone"), utcnow())
+    pump(app, lambda: len(receiver.received) >= 3)
+    types = sorted(json.loads(g.body)["type"] for g in receiver.received)
+    assert types == ["workflow.event_handled", "workflow.event_handled", "workflow.job_failed"]
+    failed = next(json.loads(g.body) for g in receiver.received if json.loads(g.body)["type"] == "workflow.job_failed")
+    assert failed["data"]["job_id"] == job.id and failed["data"]["outcome"]["failures"] == delays.JOB_RETRIES

@@ -332,7 +332,10 @@ workflow_events = Table(
     Column("created_at", UTCDateTime, nullable=False),
     # While answer is NULL: until when its handler holds it; a repeat after that takes it over.
     Column("lease_until", UTCDateTime),
+    Column("dispatched", UTCDateTime),  # once answered: when webhooks/dispatch told the endpoints
     UniqueConstraint("tenant_id", "idempotency_key"),
+    Index("ix_workflow_events_undispatched", "id", postgresql_where=text("dispatched IS NULL"),
+          sqlite_where=text("dispatched IS NULL")),
 )
 
 workflow_messages = Table(
@@ -368,7 +371,10 @@ workflow_jobs = Table(
     Column("lease_until", UTCDateTime),  # a running job whose lease has passed is taken by the next loop
     Column("outcome", JSON),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("dispatched", UTCDateTime),  # once failed for good: when webhooks/dispatch told the endpoints
     Index("ix_workflow_jobs_due", "state", "due_at"),
+    Index("ix_workflow_jobs_undispatched", "id", postgresql_where=text("dispatched IS NULL AND state = 'failed'"),
+          sqlite_where=text("dispatched IS NULL AND state = 'failed'")),
     Index("ux_workflow_jobs_unit", "event_id", "workflow_id", "action", "recipient", unique=True),
 )
 
@@ -477,7 +483,7 @@ webhook_calls = Table(
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("endpoint_id", ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), nullable=False),
-    Column("event_id", String(40), nullable=False),  # stable across retries: evt_m<n>, evt_d<n>, evt_s<n>
+    Column("event_id", String(40), nullable=False),  # stable across retries: evt_m<n>, evt_d<n>, evt_s<n>_<t>, evt_w<n>, evt_j<n>
     Column("event_type", String(40), nullable=False),
     Column("subject", String(400), nullable=False),  # what the order is kept for: a message, domain, address
     Column("seq", BigInteger, nullable=False),  # the event's place in its log; calls of a subject go in this order

@@ -1,7 +1,8 @@
 """From the logs to calls: every line of a log that an endpoint selects becomes one call to it.
 
 The logs are the message timelines (``events``), the sender domains' history
-(``domain_events``) and the suppression lists (``suppressions``). Each keeps a ``dispatched``
+(``domain_events``), the suppression lists (``suppressions``), the workflow events once answered
+(``workflow_events``) and the delayed workflow jobs given up (``workflow_jobs``). Each keeps a ``dispatched``
 mark: a line without one has not been turned into calls yet. Reading by that mark, not by a
 position, means a line committed late (its transaction began before a later line's ended) is
 found all the same. The calls are written and the lines marked in one transaction, so a crash
@@ -23,8 +24,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Engine, Table, insert, select, text, update
 
 from ..db.schema import (deliveries, domain_events, domains, events, iso_utc, messages, suppressions, utcnow,
-                         webhook_calls, webhook_endpoints)
-from .types import DOMAIN_TYPES, message_type, selects, suppression_type
+                         webhook_calls, webhook_endpoints, workflow_events, workflow_jobs)
+from .types import DOMAIN_TYPES, WebhookEvent, message_type, selects, suppression_type
 
 BATCH = 500
 
@@ -93,8 +94,39 @@ def _suppression_lines(conn: Connection, limit: int) -> tuple[list[int], list[Li
     return ids, lines
 
 
+def _workflow_event_lines(conn: Connection, limit: int) -> tuple[list[int], list[Line]]:
+    """Posted events once answered (one still being handled has no answer yet, and waits)."""
+    query = (select(workflow_events.c.id, workflow_events.c.tenant_id, workflow_events.c.type,
+                    workflow_events.c.idempotency_key, workflow_events.c.answer, workflow_events.c.created_at)
+             .where(workflow_events.c.dispatched.is_(None), workflow_events.c.answer.is_not(None))
+             .order_by(workflow_events.c.id).limit(limit).with_for_update())
+    ids, lines = [], []
+    for r in conn.execute(query):
+        ids.append(r.id)
+        answer = r.answer if isinstance(r.answer, dict) else {}
+        data = {"event_id": r.id, "event_type": r.type, "idempotency_key": r.idempotency_key,
+                "results": answer.get("results", [])}
+        lines.append(Line(r.id, r.tenant_id, f"evt_w{r.id}", WebhookEvent.WORKFLOW_EVENT_HANDLED.value,
+                          f"workflow_event:{r.id}", r.created_at, data))
+    return ids, lines
+
+
+def _workflow_job_lines(conn: Connection, limit: int) -> tuple[list[int], list[Line]]:
+    query = (select(workflow_jobs).where(workflow_jobs.c.dispatched.is_(None), workflow_jobs.c.state == "failed")
+             .order_by(workflow_jobs.c.id).limit(limit).with_for_update())
+    ids, lines = [], []
+    for r in conn.execute(query):
+        ids.append(r.id)
+        data = {"job_id": r.id, "event_id": r.event_id, "workflow_id": r.workflow_id, "version": r.version,
+                "action": r.action, "recipient": r.recipient, "outcome": r.outcome}
+        lines.append(Line(r.id, r.tenant_id, f"evt_j{r.id}", WebhookEvent.WORKFLOW_JOB_FAILED.value,
+                          f"workflow_job:{r.id}", utcnow(), data))  # given up just now, at its last run
+    return ids, lines
+
+
 _SOURCES: tuple[tuple[Table, Callable[[Connection, int], tuple[list[int], list[Line]]]], ...] = (
-    (events, _message_lines), (domain_events, _domain_lines), (suppressions, _suppression_lines))
+    (events, _message_lines), (domain_events, _domain_lines), (suppressions, _suppression_lines),
+    (workflow_events, _workflow_event_lines), (workflow_jobs, _workflow_job_lines))
 
 
 def body(line: Line) -> str:

@@ -1,7 +1,8 @@
 """What a webhook can say: a closed vocabulary of event types, and how an endpoint selects them.
 
 Each type names one line of a log: a message's timeline (``events``), a sender domain's state
-(``domain_events``), a tenant's suppression list (``suppressions``). The raw line stays beside
+(``domain_events``), a tenant's suppression list (``suppressions``), its workflow events and
+delayed workflow jobs (``workflow_events``, ``workflow_jobs``). The raw line stays beside
 the type in every payload (``data.kind``/``data.state``), as the log wrote it."""
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class WebhookEvent(StrEnum):
     DOMAIN_FAILED = "domain.failed"  # never verified, a record points elsewhere
     RECIPIENT_UNSUBSCRIBED = "recipient.unsubscribed"  # one-click unsubscribe from bulk mail
     RECIPIENT_SUPPRESSED = "recipient.suppressed"  # put on the suppression list for any other reason
+    WORKFLOW_EVENT_HANDLED = "workflow.event_handled"  # a posted event was handled: what each workflow did
+    WORKFLOW_JOB_FAILED = "workflow.job_failed"  # delayed workflow mail given up after its retries
     WEBHOOK_TEST = "webhook.test"  # sent on request only, never selected
 
 

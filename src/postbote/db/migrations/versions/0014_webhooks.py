@@ -1,4 +1,4 @@
-"""webhooks: endpoints, calls and attempts; the event logs get a dispatched mark (the outbox)
+"""webhooks: endpoints, calls and attempts; the logs get a dispatched mark (the outbox)
 
 Rows already in the logs are marked dispatched: an endpoint hears of what happens after it exists.
 
@@ -17,16 +17,18 @@ down_revision = '0013'
 branch_labels = None
 depends_on = None
 
-_LOGS = ('events', 'domain_events', 'suppressions')
+# Each log and which of its undispatched rows the dispatcher looks for.
+_LOGS = {'events': 'dispatched IS NULL', 'domain_events': 'dispatched IS NULL', 'suppressions': 'dispatched IS NULL',
+         'workflow_events': 'dispatched IS NULL', 'workflow_jobs': "dispatched IS NULL AND state = 'failed'"}
 
 
 def upgrade() -> None:
-    for table in _LOGS:
+    for table, where in _LOGS.items():
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column('dispatched', UTCDateTime(timezone=True), nullable=True))
         op.execute(sa.text(f"UPDATE {table} SET dispatched = CURRENT_TIMESTAMP"))
-        op.create_index(f'ix_{table}_undispatched', table, ['id'], postgresql_where=sa.text('dispatched IS NULL'),
-                        sqlite_where=sa.text('dispatched IS NULL'))
+        op.create_index(f'ix_{table}_undispatched', table, ['id'], postgresql_where=sa.text(where),
+                        sqlite_where=sa.text(where))
     op.create_table('webhook_endpoints',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('tenant_id', sa.Integer(), nullable=False),
@@ -88,7 +90,7 @@ def downgrade() -> None:
     op.drop_table('webhook_attempts')
     op.drop_table('webhook_calls')
     op.drop_table('webhook_endpoints')
-    for table in reversed(_LOGS):
+    for table in reversed(list(_LOGS)):
         op.drop_index(f'ix_{table}_undispatched', table_name=table)
         with op.batch_alter_table(table) as batch:
             batch.drop_column('dispatched')
