@@ -408,3 +408,18 @@ def test_workflow_events_handled_and_delayed_jobs_given_up_reach_the_endpoint(ma
     assert types == ["workflow.event_handled", "workflow.event_handled", "workflow.job_failed"]
     failed = next(json.loads(g.body) for g in receiver.received if json.loads(g.body)["type"] == "workflow.job_failed")
     assert failed["data"]["job_id"] == job.id and failed["data"]["outcome"]["failures"] == delays.JOB_RETRIES
+
+
+def test_an_event_still_being_handled_is_not_told_until_it_is_answered(make_app, zone, smtp_port, receiver):
+    from postbote.webhooks import dispatch
+    from postbote.workflows.events import parse_event, record_event, store_answer
+
+    app, client, keys = _platform(make_app, zone)
+    endpoint = _endpoint(client, keys["acme"], receiver.url(), events=["workflow.event_handled"])
+    event, _ = record_event(app.engine, get_tenant(app.engine, "acme").id, parse_event(_event("in-flight-1")))
+    dispatch(app.engine, max_age_seconds=60)
+    assert _calls(app, endpoint["id"]) == []  # its handler has not answered yet
+    store_answer(app.engine, event.id, {"id": event.id, "results": [{"outcome": "sent"}]})
+    dispatch(app.engine, max_age_seconds=60)
+    [call] = _calls(app, endpoint["id"])
+    assert json.loads(call.body)["data"]["results"] == [{"outcome": "sent"}]
