@@ -423,3 +423,50 @@ def test_an_event_still_being_handled_is_not_told_until_it_is_answered(make_app,
     dispatch(app.engine, max_age_seconds=60)
     [call] = _calls(app, endpoint["id"])
     assert json.loads(call.body)["data"]["results"] == [{"outcome": "sent"}]
+
+
+def test_what_a_receiver_answers_is_kept_safely_and_never_stalls_other_calls(make_app, zone, smtp_port, receiver):
+    """A NUL in the answer (PostgreSQL cannot store one) and an endpoint removed while its call is
+    in flight cost no other call its outcome."""
+    app, client, keys = _platform(make_app, zone)
+    nul = _endpoint(client, keys["acme"], receiver.url("/nul"), events=["message.queued"])
+    receiver.behaviour.answer = b"ok\x00then more"
+    with WebhookReceiver() as slow_hooks, WebhookReceiver() as other_hooks:
+        slow_hooks.behaviour.pause = 1.0
+        slow = _endpoint(client, keys["acme"], slow_hooks.url(), events=["message.queued"])
+        other = _endpoint(client, keys["globex"], other_hooks.url(), events=["message.queued"])
+        _send(client, keys["acme"])
+        _send(client, keys["globex"])
+
+        def remove_the_slow_one_mid_call() -> bool:
+            if slow_hooks.received and client.get(f"/v1/webhooks/{slow['id']}", headers=keys["acme"]).status_code == 200:
+                assert client.delete(f"/v1/webhooks/{slow['id']}", headers=keys["acme"]).status_code == 200
+            return all(c.state == "delivered" for ep in (nul, other) for c in _calls(app, ep["id"])) \
+                and bool(_calls(app, nul["id"])) and bool(_calls(app, other["id"]))
+
+        pump(app, remove_the_slow_one_mid_call)
+    [call] = _calls(app, nul["id"])
+    shown = client.get(f"/v1/webhooks/{nul['id']}/calls/{call.id}", headers=keys["acme"]).json()
+    assert shown["attempt_log"][0]["response_excerpt"] == "ok\ufffdthen more"
+    assert _calls(app, slow["id"]) == []
+
+
+def test_an_internationalised_host_is_called_by_its_a_labels(make_app, zone, smtp_port, receiver):
+    app, client, keys = _platform(make_app, zone)
+    zone.add("xn--bcher-kva.kunde.test", "A", "127.0.0.1")
+    endpoint = _endpoint(client, keys["acme"], f"http://bücher.kunde.test:{receiver.port}/hook", events=["message.queued"])
+    assert endpoint["url"] == f"http://xn--bcher-kva.kunde.test:{receiver.port}/hook"
+    _send(client, keys["acme"])
+    pump(app, lambda: len(receiver.received) >= 1)
+    assert receiver.received[0].headers["host"] == f"xn--bcher-kva.kunde.test:{receiver.port}"
+
+
+def test_a_disabled_endpoint_gets_nothing_and_says_so(make_app, zone, smtp_port, receiver):
+    app, client, keys = _platform(make_app, zone)
+    endpoint = _endpoint(client, keys["acme"], receiver.url(), events=["message.queued"], enabled=False)
+    _send(client, keys["acme"])
+    settle(app)
+    assert receiver.received == [] and _calls(app, endpoint["id"]) == []
+    for path in ("test", "replay"):
+        answer = client.post(f"/v1/webhooks/{endpoint['id']}/{path}", headers=keys["acme"])
+        assert answer.status_code == 409 and answer.json()["error"]["code"] == "webhook_disabled"

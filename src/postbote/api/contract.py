@@ -92,11 +92,12 @@ EXTRA: dict[tuple[str, str], dict[int, list[str]]] = {
                                                     "webhook_events_invalid", "webhook_invalid"]},
     ("DELETE", "/v1/webhooks/{endpoint_id}"): {404: ["webhook_not_found"]},
     ("POST", "/v1/webhooks/{endpoint_id}/rotate-secret"): {404: ["webhook_not_found"], 422: ["overlap_invalid"]},
-    ("POST", "/v1/webhooks/{endpoint_id}/test"): {404: ["webhook_not_found"]},
+    ("POST", "/v1/webhooks/{endpoint_id}/test"): {404: ["webhook_not_found"], 409: ["webhook_disabled"]},
     ("GET", "/v1/webhooks/{endpoint_id}/calls"): {404: ["webhook_not_found"], 422: ["state_invalid"]},
     ("GET", "/v1/webhooks/{endpoint_id}/calls/{call_id}"): {404: ["webhook_call_not_found"]},
-    ("POST", "/v1/webhooks/{endpoint_id}/calls/{call_id}/replay"): {404: ["webhook_call_not_found"]},
-    ("POST", "/v1/webhooks/{endpoint_id}/replay"): {404: ["webhook_not_found"]},
+    ("POST", "/v1/webhooks/{endpoint_id}/calls/{call_id}/replay"): {404: ["webhook_not_found", "webhook_call_not_found"],
+                                                                    409: ["webhook_disabled"]},
+    ("POST", "/v1/webhooks/{endpoint_id}/replay"): {404: ["webhook_not_found"], 409: ["webhook_disabled"]},
 }
 
 _WHY = {

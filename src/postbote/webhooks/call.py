@@ -22,6 +22,7 @@ import os
 import secrets
 import socket
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
@@ -31,6 +32,7 @@ from sqlalchemy import Engine, and_, insert, or_, select, update
 
 from .. import __version__
 from ..db.schema import utcnow, webhook_attempts, webhook_calls, webhook_endpoints
+from ..delivery import store_unreachable
 from ..dns import DnsTemporaryError, Resolver
 from ..network import not_public
 from ..settings import Settings
@@ -45,6 +47,8 @@ _PROCESS = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def lease_seconds(settings: Settings) -> float:
+    """An attempt takes at most WEBHOOK_TIMEOUT (DNS and HTTP together); the rest of the lease is
+    for its outcome to be written."""
     return 2 * settings.WEBHOOK_TIMEOUT + 5
 
 
@@ -128,74 +132,131 @@ async def target(url: str, settings: Settings, resolver: Resolver) -> tuple[str,
     return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, "")), host
 
 
-async def make(call: Claimed, settings: Settings, resolver: Resolver, client: httpx.AsyncClient) -> Outcome:
-    """One attempt of a call. Never raises: whatever went wrong is the attempt's error."""
+class Lane:
+    """One call at a time, over HTTP clients of its own: one per (scheme, address, port, host
+    name), so a kept-alive connection checked for one name never carries a call for another that
+    shares its address. The least recently used client is closed beyond ``keep``."""
+
+    def __init__(self, settings: Settings, keep: int = 8):
+        self._settings, self._keep = settings, keep
+        self._clients: OrderedDict[tuple, httpx.AsyncClient] = OrderedDict()
+
+    async def client(self, key: tuple) -> httpx.AsyncClient:
+        found = self._clients.pop(key, None)
+        if found is None:
+            # trust_env off: no proxy from the environment may see or reroute the calls
+            found = httpx.AsyncClient(follow_redirects=False, trust_env=False,
+                                      timeout=httpx.Timeout(self._settings.WEBHOOK_TIMEOUT),
+                                      limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
+        self._clients[key] = found
+        while len(self._clients) > self._keep:
+            _, old = self._clients.popitem(last=False)
+            await old.aclose()
+        return found
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+
+
+def _text(value: str | None, limit: int) -> str | None:
+    """What a receiver or a library said, safe to store: no NUL (PostgreSQL refuses it), bounded."""
+    return None if value is None else value.replace("\x00", "\ufffd")[:limit]
+
+
+async def make(call: Claimed, settings: Settings, resolver: Resolver, lane: Lane) -> Outcome:
+    """One attempt of a call, DNS and HTTP together within WEBHOOK_TIMEOUT. Never raises:
+    whatever went wrong is the attempt's error."""
     started = utcnow()
     began = time.monotonic()
 
     def done(status: int | None, error: str | None, excerpt: str | None = None) -> Outcome:
-        return Outcome(status, error, excerpt, int((time.monotonic() - began) * 1000), started)
+        return Outcome(status, _text(error, 500), _text(excerpt, EXCERPT), int((time.monotonic() - began) * 1000),
+                       started)
 
     try:
-        where = await asyncio.wait_for(target(call.url, settings, resolver), settings.WEBHOOK_TIMEOUT)
-    except asyncio.TimeoutError:
-        return done(None, "DNS lookup timed out")
-    if isinstance(where, str):
-        return done(None, where)
-    address, host = where
-    now = int(time.time())
-    try:
-        secrets_ = signing_secrets(settings, call.endpoint, started)
-    except Exception as exc:  # a secret sealed under another SECRET_KEY: the attempt says so
-        return done(None, str(exc)[:300])
-    parts = urlsplit(call.url)
-    headers = {"content-type": "application/json", "user-agent": f"Postbote/{__version__} (webhooks)",
-               "host": parts.netloc.rsplit("@", 1)[-1], **signed_headers(secrets_, call.event_id, now, call.body)}
-    request = client.build_request("POST", address, content=call.body.encode("utf-8"), headers=headers,
-                                   extensions={"sni_hostname": host} if parts.scheme == "https" else {})
-    try:
         async with asyncio.timeout(settings.WEBHOOK_TIMEOUT):
-            response = await client.send(request, stream=True, follow_redirects=False)
-            try:
-                chunk = b""
-                async for piece in response.aiter_raw():
-                    chunk += piece
-                    if len(chunk) >= EXCERPT:
-                        break
-            finally:
-                await response.aclose()
+            return await _attempt(call, settings, resolver, lane, started, done)
     except TimeoutError:
         return done(None, f"no answer within {settings.WEBHOOK_TIMEOUT:g} s")
     except httpx.HTTPError as exc:
         return done(None, f"{exc.__class__.__name__}: {str(exc)[:300] or 'connection failed'}")
-    excerpt = chunk[:EXCERPT].decode("utf-8", "replace")
+    except Exception as exc:  # a bug or a secret that cannot be opened: the attempt says so, the call goes on
+        log.warning("webhook %s: attempt failed: %s", call.event_id, exc.__class__.__name__)
+        return done(None, f"{exc.__class__.__name__}: {str(exc)[:300]}")
+
+
+async def _attempt(call: Claimed, settings: Settings, resolver: Resolver, lane: Lane, started: datetime, done) -> Outcome:
+    where = await target(call.url, settings, resolver)
+    if isinstance(where, str):
+        return done(None, where)
+    address, host = where
+    secrets_ = signing_secrets(settings, call.endpoint, started)
+    parts = urlsplit(call.url)
+    headers = {"content-type": "application/json", "user-agent": f"Postbote/{__version__} (webhooks)",
+               "host": parts.netloc, **signed_headers(secrets_, call.event_id, int(time.time()), call.body)}
+    client = await lane.client((parts.scheme, address, host))
+    request = client.build_request("POST", address, content=call.body.encode("utf-8"), headers=headers,
+                                   extensions={"sni_hostname": host} if parts.scheme == "https" else {})
+    response = await client.send(request, stream=True, follow_redirects=False)
+    try:
+        chunk = b""
+        async for piece in response.aiter_raw():
+            chunk += piece
+            if len(chunk) >= EXCERPT:
+                break
+    finally:
+        await response.aclose()
     status = response.status_code
     error = None
     if 300 <= status < 400:
         error = f"redirect to {response.headers.get('location', '?')[:200]} not followed"
     elif not 200 <= status < 300:
         error = f"HTTP {status}"
-    return done(status, error, excerpt)
+    return done(status, error, chunk[:EXCERPT].decode("utf-8", "replace"))
 
 
-def record(engine: Engine, settings: Settings, done: list[tuple[Claimed, Outcome]]) -> list[str]:
-    """Write each call's attempt and next state (delivered, pending again, or dead), all in one
-    transaction; returns the states."""
+def record(engine: Engine, settings: Settings, done: list[tuple[Claimed, Outcome]]) -> list[str | None]:
+    """Write each call's attempt and next state (delivered, pending again, or dead); returns the
+    states (None: not written — the call was taken over or its endpoint removed meanwhile). All in
+    one transaction; should that fail for anything but the store being away, each call is written
+    on its own, so one bad call never costs the others their outcome."""
+    try:
+        return _record(engine, settings, done)
+    except Exception as exc:
+        if store_unreachable(exc) or len(done) == 1:
+            raise
+    states: list[str | None] = []
+    for one in done:
+        try:
+            states += _record(engine, settings, [one])
+        except Exception as exc:
+            if store_unreachable(exc):
+                raise
+            log.error("webhook %s: its outcome cannot be written (%s)", one[0].event_id, exc.__class__.__name__)
+            states.append(None)
+    return states
+
+
+def _record(engine: Engine, settings: Settings, done: list[tuple[Claimed, Outcome]]) -> list[str | None]:
     now = utcnow()
-    states, attempts_rows = [], []
+    states: list[str | None] = []
     with engine.begin() as conn:
         for call, outcome in done:
             values = _next(settings, call, outcome, now)
-            attempts_rows.append({"call_id": call.id, "started_at": outcome.started_at, "duration_ms": outcome.duration_ms,
-                                  "status": outcome.status, "error": outcome.error,
-                                  "response_excerpt": outcome.excerpt})
-            conn.execute(update(webhook_calls).where(and_(webhook_calls.c.id == call.id,
-                                                          webhook_calls.c.lease_owner == call.token)).values(**values))
+            matched = conn.execute(update(webhook_calls).where(and_(webhook_calls.c.id == call.id,
+                                                                    webhook_calls.c.lease_owner == call.token))
+                                   .values(**values)).rowcount
+            if not matched:  # taken over after its lease ran out, or removed with its endpoint
+                states.append(None)
+                continue
+            conn.execute(insert(webhook_attempts).values(
+                call_id=call.id, started_at=outcome.started_at, duration_ms=outcome.duration_ms, status=outcome.status,
+                error=outcome.error, response_excerpt=outcome.excerpt))
             states.append(values["state"])
             if not outcome.ok:
                 log.info("webhook %s to %s: %s (%s)", call.event_id, call.endpoint_id, outcome.error, values["state"])
-        if attempts_rows:
-            conn.execute(insert(webhook_attempts), attempts_rows)
     return states
 
 

@@ -86,7 +86,7 @@ def _suppression_lines(conn: Connection, limit: int) -> tuple[list[int], list[Li
     for r in conn.execute(query):
         ids.append(r.id)
         # The row is renewed in place; its creation time tells one entry from the next.
-        stamp = int(r.created_at.timestamp() * 1000)
+        stamp = int(r.created_at.timestamp() * 1_000_000)
         data = {"address": r.address, "reason": r.reason, "detail": r.detail, "source_message_id": r.source_message_id,
                 "expires_at": iso_utc(r.expires_at)}
         lines.append(Line(stamp, r.tenant_id, f"evt_s{r.id}_{stamp}", suppression_type(r.reason).value,
@@ -160,7 +160,8 @@ def _calls(conn: Connection, lines: list[Line], now: datetime, max_age: timedelt
     listening: dict[int, list] = defaultdict(list)
     for ep in conn.execute(select(webhook_endpoints.c.id, webhook_endpoints.c.tenant_id, webhook_endpoints.c.events,
                                   webhook_endpoints.c.created_at)
-                           .where(webhook_endpoints.c.tenant_id.in_(tenants), webhook_endpoints.c.enabled.is_(True))):
+                           .where(webhook_endpoints.c.tenant_id.in_(tenants), webhook_endpoints.c.enabled.is_(True))
+                           .with_for_update(read=True)):  # not removed under us before the calls are in
         listening[ep.tenant_id].append(ep)
     for line in lines:
         text_ = None

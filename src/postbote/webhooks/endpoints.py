@@ -10,11 +10,12 @@ import ipaddress
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import Engine, delete, func, insert, select, update
 
-from ..db.schema import iso_utc, utcnow, webhook_endpoints
+from ..compose import normalize_domain
+from ..db.schema import iso_utc, tenants, utcnow, webhook_endpoints
 from ..errors import ConflictError, InputError, NotFoundError
 from ..network import not_public
 from ..sending import vault_for
@@ -92,6 +93,14 @@ def check_url(url: object, *, allow_private: bool) -> str:
         raise InputError(f"The webhook URL points to {host}, which is not a public address.",
                          code="webhook_url_refused",
                          hint="Webhooks are called only at public addresses; give your receiver's public name.")
+    if not literal and not host.isascii():  # an internationalised name is kept (and called) as its A-labels
+        try:
+            ascii_host = normalize_domain(host, field="webhook URL host")
+        except InputError:
+            raise InputError(f"The webhook URL's host {host[:80]!r} is not a valid domain name.",
+                             code="webhook_url_invalid", hint=_HINT_URL) from None
+        netloc = ascii_host + (f":{port}" if port else "")
+        url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
     return url
 
 
@@ -116,6 +125,8 @@ def create(engine: Engine, settings: Settings, tenant_id: int, *, url: object, e
            "events": selection, "enabled": bool(enabled), "secret": vault_for(settings.SECRET_KEY).seal_secret(secret),
            "previous_secret": None, "previous_until": None, "created_at": now, "updated_at": now}
     with engine.begin() as conn:
+        # the tenant's row locked (PostgreSQL), so creates side by side cannot pass the limit together
+        conn.execute(select(tenants.c.id).where(tenants.c.id == tenant_id).with_for_update())
         count = conn.execute(select(func.count()).select_from(webhook_endpoints)
                              .where(webhook_endpoints.c.tenant_id == tenant_id)).scalar_one()
         if count >= settings.WEBHOOK_MAX_ENDPOINTS:
@@ -129,6 +140,11 @@ def create(engine: Engine, settings: Settings, tenant_id: int, *, url: object, e
 def _not_found(endpoint_id: str) -> NotFoundError:
     return NotFoundError(f"No webhook endpoint {endpoint_id[:40]!r}.", code="webhook_not_found",
                          hint="List your endpoints with GET /v1/webhooks.")
+
+
+def disabled(endpoint_id: str) -> ConflictError:
+    return ConflictError(f"The webhook endpoint {endpoint_id[:40]!r} is disabled: nothing is sent to it.",
+                         code="webhook_disabled", hint='Enable it first: PATCH /v1/webhooks/{id} {"enabled": true}.')
 
 
 def get(engine: Engine, tenant_id: int, endpoint_id: str) -> Endpoint:
@@ -191,7 +207,8 @@ def rotate(engine: Engine, settings: Settings, tenant_id: int, endpoint_id: str,
     until = now + timedelta(seconds=overlap_seconds)
     with engine.begin() as conn:
         row = conn.execute(select(webhook_endpoints.c.secret).where(webhook_endpoints.c.id == endpoint_id,
-                                                                    webhook_endpoints.c.tenant_id == tenant_id)).first()
+                                                                    webhook_endpoints.c.tenant_id == tenant_id)
+                           .with_for_update()).first()  # two rotations at once: the second sees the first
         if row is None:
             raise _not_found(endpoint_id)
         conn.execute(update(webhook_endpoints).where(webhook_endpoints.c.id == endpoint_id).values(

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, select, update
 from ..db.schema import iso_utc, utcnow, webhook_attempts, webhook_calls, webhook_endpoints
 from ..errors import InputError, NotFoundError
 from ..settings import Settings
+from .endpoints import disabled
 
 STATES = ("pending", "delivered", "dead")
 
@@ -30,10 +31,14 @@ def _owned(tenant_id: int, endpoint_id: str):
                                                 webhook_endpoints.c.tenant_id == tenant_id)
 
 
-def _require_endpoint(conn, tenant_id: int, endpoint_id: str) -> None:
-    if conn.execute(_owned(tenant_id, endpoint_id)).first() is None:
+def _require_endpoint(conn, tenant_id: int, endpoint_id: str, *, enabled: bool = False) -> None:
+    row = conn.execute(select(webhook_endpoints.c.enabled).where(webhook_endpoints.c.id == endpoint_id,
+                                                                 webhook_endpoints.c.tenant_id == tenant_id)).first()
+    if row is None:
         raise NotFoundError(f"No webhook endpoint {endpoint_id[:40]!r}.", code="webhook_not_found",
                             hint="List your endpoints with GET /v1/webhooks.")
+    if enabled and not row.enabled:
+        raise disabled(endpoint_id)
 
 
 def check_state(state: str | None) -> str | None:
@@ -85,12 +90,12 @@ def replay(engine: Engine, settings: Settings, tenant_id: int, endpoint_id: str,
     values = {"state": "pending", "next_attempt_at": now, "expires_at": now + timedelta(seconds=settings.webhook_max_age_seconds),
               "finished_at": None, "lease_owner": None, "lease_until": None}
     with engine.begin() as conn:
+        _require_endpoint(conn, tenant_id, endpoint_id, enabled=True)
         if call_id is not None:
             row = _call_row(conn, tenant_id, endpoint_id, call_id)
             if row.state == "pending":
                 return 0  # already on its way
             where = webhook_calls.c.id == call_id
         else:
-            _require_endpoint(conn, tenant_id, endpoint_id)
             where = (webhook_calls.c.endpoint_id == endpoint_id) & (webhook_calls.c.state == "dead")
         return conn.execute(update(webhook_calls).where(where).values(**values)).rowcount

@@ -12,12 +12,13 @@ from sqlalchemy import Engine, insert
 
 from ..db.schema import iso_utc, utcnow, webhook_calls
 from ..settings import Settings
-from .endpoints import get
+from .endpoints import disabled, get
 from .types import WebhookEvent
 
 
 def send_test(engine: Engine, settings: Settings, tenant_id: int, endpoint_id: str) -> dict:
-    get(engine, tenant_id, endpoint_id)  # 404 for an endpoint that is not the tenant's
+    if not get(engine, tenant_id, endpoint_id).enabled:  # 404 for an endpoint that is not the tenant's
+        raise disabled(endpoint_id)
     now = utcnow()
     event_id = "evt_t" + secrets.token_hex(8)
     body = json.dumps({"id": event_id, "type": WebhookEvent.WEBHOOK_TEST.value, "timestamp": iso_utc(now),
