@@ -196,7 +196,7 @@ async def _attempt(call: Claimed, settings: Settings, resolver: Resolver, lane: 
     parts = urlsplit(call.url)
     headers = {"content-type": "application/json", "user-agent": f"Postbote/{__version__} (webhooks)",
                "host": parts.netloc, **signed_headers(secrets_, call.event_id, int(time.time()), call.body)}
-    client = await lane.client((parts.scheme, address, host))
+    client = await lane.client((parts.scheme, urlsplit(address).netloc, host))  # address and port, name
     request = client.build_request("POST", address, content=call.body.encode("utf-8"), headers=headers,
                                    extensions={"sni_hostname": host} if parts.scheme == "https" else {})
     response = await client.send(request, stream=True, follow_redirects=False)
