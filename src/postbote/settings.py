@@ -111,8 +111,8 @@ class Settings(BaseSettings):
         "non-public ranges; for test set-ups. Off: such an MX is refused without a connection.",
     )
     TLS_CA_FILE: str = Field(
-        "", description="PEM file of the certificate authorities TLS_MODE=verify trusts; empty: "
-        "the system's.",
+        "", description="PEM file of the certificate authorities TLS_MODE=verify and https webhook "
+        "calls trust; empty: the system's.",
     )
     SOURCE_IPS: CommaList = Field(
         default_factory=list,

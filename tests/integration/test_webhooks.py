@@ -470,3 +470,31 @@ def test_a_disabled_endpoint_gets_nothing_and_says_so(make_app, zone, smtp_port,
     for path in ("test", "replay"):
         answer = client.post(f"/v1/webhooks/{endpoint['id']}/{path}", headers=keys["acme"])
         assert answer.status_code == 409 and answer.json()["error"]["code"] == "webhook_disabled"
+
+
+def test_https_calls_go_to_the_checked_address_and_verify_the_urls_name(make_app, zone, smtp_port, tmp_path):
+    """The connection is made to the address that was checked, yet TLS checks the certificate
+    against the URL's name (SNI and verification): a certificate for another name is refused."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    app, client, keys = _platform(make_app, zone, TLS_CA_FILE=str(ca_file))
+    zone.add("hooks.kunde.test", "A", "127.0.0.1")
+    zone.add("other.kunde.test", "A", "127.0.0.1")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("hooks.kunde.test").configure_cert(context)
+    with WebhookReceiver(tls_context=context) as hooks:
+        good = _endpoint(client, keys["acme"], f"https://hooks.kunde.test:{hooks.port}/in", events=["message.queued"])
+        wrong = _endpoint(client, keys["acme"], f"https://other.kunde.test:{hooks.port}/in", events=["message.queued"])
+        _send(client, keys["acme"])
+        pump(app, lambda: bool(_calls(app, good["id"])) and _calls(app, good["id"])[0].state == "delivered"
+             and bool(_calls(app, wrong["id"])) and _calls(app, wrong["id"])[0].attempts >= 1)
+        [got] = hooks.received
+        assert _verified(good["secret"], got)["type"] == "message.queued"
+        assert got.headers["host"] == f"hooks.kunde.test:{hooks.port}"
+    [refused] = _calls(app, wrong["id"])
+    assert refused.state == "pending" and "certificate" in refused.last_error.lower(), refused.last_error

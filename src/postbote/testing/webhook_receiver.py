@@ -1,7 +1,8 @@
 """A webhook receiver on loopback for tests and benchmarks: a real HTTP server in a thread that
 records every request (headers and body as they came) and answers as a test scripts it — a
 status, a pause before answering, the first N requests failed — and can be stopped and started
-again on the same port to play a receiver that is down for a while."""
+again on the same port to play a receiver that is down for a while. With a TLS context it
+speaks https."""
 
 from __future__ import annotations
 
@@ -31,8 +32,9 @@ class Behaviour:
 
 
 class WebhookReceiver:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, tls_context=None):
         self.host, self.port = host, port
+        self.tls_context = tls_context  # an ssl.SSLContext with a certificate: https
         self.behaviour = Behaviour()
         self.received: list[Received] = []
         self.connections = 0
@@ -41,7 +43,7 @@ class WebhookReceiver:
         self._thread: threading.Thread | None = None
 
     def url(self, path: str = "/hook") -> str:
-        return f"http://{self.host}:{self.port}{path}"
+        return f"{'https' if self.tls_context else 'http'}://{self.host}:{self.port}{path}"
 
     def start(self) -> "WebhookReceiver":
         receiver = self
@@ -94,6 +96,8 @@ class WebhookReceiver:
             request_queue_size = 1024  # the listen backlog: callers open many connections at once
 
         self._server = Server((self.host, self.port), Handler)
+        if self.tls_context is not None:
+            self._server.socket = self.tls_context.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-receiver", daemon=True)

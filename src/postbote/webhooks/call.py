@@ -33,6 +33,7 @@ from sqlalchemy import Engine, and_, insert, or_, select, update
 from .. import __version__
 from ..db.schema import utcnow, webhook_attempts, webhook_calls, webhook_endpoints
 from ..delivery import store_unreachable
+from ..delivery.connection import verified_tls_context
 from ..dns import DnsTemporaryError, Resolver
 from ..network import not_public
 from ..settings import Settings
@@ -139,13 +140,16 @@ class Lane:
 
     def __init__(self, settings: Settings, keep: int = 8):
         self._settings, self._keep = settings, keep
+        # https: the certificate must chain to a trusted authority (the system's, or TLS_CA_FILE)
+        # and name the URL's host — checked against the name, though the connection is to an address
+        self._tls = verified_tls_context(settings.TLS_CA_FILE)
         self._clients: OrderedDict[tuple, httpx.AsyncClient] = OrderedDict()
 
     async def client(self, key: tuple) -> httpx.AsyncClient:
         found = self._clients.pop(key, None)
         if found is None:
             # trust_env off: no proxy from the environment may see or reroute the calls
-            found = httpx.AsyncClient(follow_redirects=False, trust_env=False,
+            found = httpx.AsyncClient(follow_redirects=False, trust_env=False, verify=self._tls,
                                       timeout=httpx.Timeout(self._settings.WEBHOOK_TIMEOUT),
                                       limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
         self._clients[key] = found
