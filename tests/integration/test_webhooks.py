@@ -498,3 +498,18 @@ def test_https_calls_go_to_the_checked_address_and_verify_the_urls_name(make_app
         assert got.headers["host"] == f"hooks.kunde.test:{hooks.port}"
     [refused] = _calls(app, wrong["id"])
     assert refused.state == "pending" and "certificate" in refused.last_error.lower(), refused.last_error
+
+
+def test_a_suspended_tenants_calls_wait_until_it_is_resumed(make_app, zone, smtp_port, receiver):
+    from postbote.admins import resume, suspend
+
+    app, client, keys = _platform(make_app, zone)
+    endpoint = _endpoint(client, keys["acme"], receiver.url(), events=["message.queued"])
+    _send(client, keys["acme"])
+    suspend(app.engine, "acme", "invoice overdue")
+    settle(app)
+    [call] = _calls(app, endpoint["id"])
+    assert receiver.received == [] and call.state == "pending" and call.attempts == 0
+    resume(app.engine, "acme")
+    pump(app, lambda: len(receiver.received) >= 1)
+    assert _calls(app, endpoint["id"])[0].state == "delivered"

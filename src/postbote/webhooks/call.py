@@ -31,7 +31,7 @@ import httpx
 from sqlalchemy import Engine, and_, insert, or_, select, update
 
 from .. import __version__
-from ..db.schema import utcnow, webhook_attempts, webhook_calls, webhook_endpoints
+from ..db.schema import tenants, utcnow, webhook_attempts, webhook_calls, webhook_endpoints
 from ..delivery import store_unreachable
 from ..delivery.connection import verified_tls_context
 from ..dns import DnsTemporaryError, Resolver
@@ -87,8 +87,10 @@ def claim(engine: Engine, settings: Settings, *, limit: int = 200) -> list[Claim
     blocked = (select(earlier.c.id).where(earlier.c.endpoint_id == c.c.endpoint_id, earlier.c.subject == c.c.subject,
                                           earlier.c.seq < c.c.seq, earlier.c.state == "pending").exists())
     free = or_(c.c.lease_until.is_(None), c.c.lease_until < now)
+    suspended = select(tenants.c.id).where(tenants.c.id == e.c.tenant_id, tenants.c.suspended_at.is_not(None)).exists()
     due = (select(c.c.id).join(e, e.c.id == c.c.endpoint_id)
-           .where(c.c.state == "pending", c.c.next_attempt_at <= now, free, e.c.enabled.is_(True), ~blocked)
+           .where(c.c.state == "pending", c.c.next_attempt_at <= now, free, e.c.enabled.is_(True), ~blocked,
+                  ~suspended)  # a suspended tenant's calls wait, like its mail
            .order_by(c.c.next_attempt_at, c.c.id).limit(limit))
     token = f"{_PROCESS}:{next(_CLAIMS)}"
     with engine.begin() as conn:
