@@ -80,11 +80,13 @@ def _domain_lines(conn: Connection, limit: int) -> tuple[list[int], list[Line]]:
 
 
 def _suppression_lines(conn: Connection, limit: int) -> tuple[list[int], list[Line]]:
-    query = (select(suppressions).where(suppressions.c.dispatched.is_(None), suppressions.c.removed_at.is_(None))
+    query = (select(suppressions).where(suppressions.c.dispatched.is_(None))
              .order_by(suppressions.c.id).limit(limit).with_for_update())
     ids, lines = [], []
     for r in conn.execute(query):
         ids.append(r.id)
+        if r.removed_at is not None:  # taken off the list again before it was told: nothing to tell
+            continue
         # The row is renewed in place; its creation time tells one entry from the next.
         stamp = int(r.created_at.timestamp() * 1_000_000)
         data = {"address": r.address, "reason": r.reason, "detail": r.detail, "source_message_id": r.source_message_id,
@@ -131,7 +133,8 @@ _SOURCES: tuple[tuple[Table, Callable[[Connection, int], tuple[list[int], list[L
 
 def body(line: Line) -> str:
     return json.dumps({"id": line.event_id, "type": line.event_type, "timestamp": iso_utc(line.at), "data": line.data},
-                      ensure_ascii=False, separators=(",", ":"), sort_keys=True, default=str)
+                      # ASCII: whatever a log line holds (a lone surrogate from a bounce) is valid in it
+                      ensure_ascii=True, separators=(",", ":"), sort_keys=True, default=str)
 
 
 def dispatch(engine: Engine, *, max_age_seconds: float, limit: int = BATCH) -> int:
