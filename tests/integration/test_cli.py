@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -46,7 +47,7 @@ def test_init_tenant_send_worker_status(make_app, zone, smtp_port, tmp_path):
     zone.mail_domain("beispiel.test", (10, "mx1.beispiel.test", MX1))
     env = cli_env(make_app())
     postbote(env, tmp_path, "init")
-    assert (tmp_path / "postbote.toml").read_text().count("RETRY_SCHEDULE") == 1
+    assert len(re.findall(r"^RETRY_SCHEDULE =", (tmp_path / "postbote.toml").read_text(), re.MULTILINE)) == 1
     assert json.loads(postbote(env, tmp_path, "tenant", "add", "acme", "--display-name", "ACME GmbH", "--json").stdout) \
         == {"id": 1, "name": "acme", "display_name": "ACME GmbH"}
     key = json.loads(postbote(env, tmp_path, "tenant", "key", "acme", "--json").stdout)["api_key"]

@@ -25,7 +25,9 @@ from postbote.workflows.unsubscribe import Unsubscribe, make_token
 from tests.conftest import MX1, run_worker
 from tests.support.mail import it_team_publishes, publish_to_zone
 
-FAST = dict(ALLOW_PRIVATE_WEBHOOKS=True, WEBHOOK_RETRY_SCHEDULE=["1s"], WEBHOOK_TIMEOUT=3)
+# A receiver in the test's process can be slow to answer on a loaded machine; a call that times
+# out is made again (at least once), so tests that count arrivals count distinct event ids.
+FAST = dict(ALLOW_PRIVATE_WEBHOOKS=True, WEBHOOK_RETRY_SCHEDULE=["1s"], WEBHOOK_TIMEOUT=10)
 
 
 def _bearer(key: str) -> dict:
@@ -85,9 +87,26 @@ def settle(app) -> None:
 
 
 def _due(app) -> bool:
+    """A call the loop would take now (due, its endpoint enabled, its tenant not suspended)."""
+    from postbote.db.schema import tenants
+
     with app.engine.connect() as conn:
-        return conn.execute(select(webhook_calls.c.id).where(webhook_calls.c.state == "pending",
-                                                             webhook_calls.c.next_attempt_at <= utcnow())).first() is not None
+        return conn.execute(select(webhook_calls.c.id)
+                            .join(webhook_endpoints, webhook_endpoints.c.id == webhook_calls.c.endpoint_id)
+                            .join(tenants, tenants.c.id == webhook_endpoints.c.tenant_id)
+                            .where(webhook_calls.c.state == "pending", webhook_calls.c.next_attempt_at <= utcnow(),
+                                   webhook_endpoints.c.enabled.is_(True), tenants.c.suspended_at.is_(None))
+                            ).first() is not None
+
+
+def distinct(received) -> list:
+    """What arrived, each event once (a repeat of an event id is at-least-once doing its job)."""
+    seen, out = set(), []
+    for r in list(received):
+        if r.headers["webhook-id"] not in seen:
+            seen.add(r.headers["webhook-id"])
+            out.append(r)
+    return out
 
 
 def _calls(app, endpoint_id: str) -> list:
@@ -107,8 +126,8 @@ def test_a_messages_events_arrive_signed_in_order_and_verify_with_the_reference_
     message_id = _send(client, keys["acme"])
     with Receiver(MX1, smtp_port, Greylister()):  # a 450 first, accepted on the retry
         run_worker(app, timeout=30)
-    pump(app, lambda: len(receiver.received) >= 3)
-    got = receiver.wait_for(3)
+    pump(app, lambda: len(distinct(receiver.received)) >= 3)
+    got = distinct(receiver.received)[:3]
     payloads = [_verified(endpoint["secret"], g) for g in got]
     assert [p["type"] for p in payloads] == ["message.queued", "message.deferred", "message.delivered"]
     assert all(p["data"]["message_id"] == message_id for p in payloads)
@@ -180,7 +199,7 @@ def test_a_call_past_its_age_is_dead_until_replayed_with_its_event_id(make_app, 
     assert last.headers["webhook-id"] == receiver.received[0].headers["webhook-id"] and last.body == receiver.received[0].body
     again = client.post(f"/v1/webhooks/{endpoint['id']}/calls/{dead[0]['id']}/replay", headers=keys["acme"])
     assert again.status_code == 202 and again.json() == {"replayed": 1}  # a delivered one can be sent again too
-    pump(app, lambda: len(receiver.received) == tries + 2)
+    pump(app, lambda: len(receiver.received) >= tries + 2)
 
 
 def test_a_tenant_hears_only_of_its_own_mail_and_cannot_reach_another_tenants_endpoints(make_app, zone, smtp_port):
@@ -215,14 +234,14 @@ def test_a_rotated_secret_signs_beside_the_old_one_for_the_overlap_only(make_app
     assert new != old and rotated.json()["previous_secret_valid_until"] is not None
     client.post(f"/v1/webhooks/{endpoint['id']}/test", headers=keys["acme"])
     pump(app, lambda: len(receiver.received) >= 1)
-    first = receiver.received[0]
+    first = distinct(receiver.received)[0]
     assert len(first.headers["webhook-signature"].split()) == 2
     assert _verified(old, first)["type"] == "webhook.test" and _verified(new, first)["type"] == "webhook.test"
     newest = client.post(f"/v1/webhooks/{endpoint['id']}/rotate-secret", json={"overlap": "0s"}, headers=keys["acme"])
     assert newest.status_code == 201 and newest.json()["previous_secret_valid_until"] is None
     client.post(f"/v1/webhooks/{endpoint['id']}/test", headers=keys["acme"])
-    pump(app, lambda: len(receiver.received) >= 2)
-    second = receiver.received[1]
+    pump(app, lambda: len(distinct(receiver.received)) >= 2)
+    second = distinct(receiver.received)[1]
     assert _verified(newest.json()["secret"], second)["type"] == "webhook.test"
     for stale in (old, new):
         with pytest.raises(WebhookVerificationError):
@@ -301,8 +320,8 @@ def test_sender_domain_states_and_suppressions_reach_the_endpoint(make_app, zone
     assert client.post("/v1/suppressions", json={"address": "Lea@Kunde.test"}, headers=keys["acme"]).status_code == 201
     token = make_token(app.settings.SECRET_KEY, Unsubscribe(get_tenant(app.engine, "acme").id, "bulk@kunde.test", 1))
     assert client.post(f"/v1/unsubscribe/{token}").status_code == 200
-    pump(app, lambda: len(receiver.received) >= 4)
-    payloads = [_verified(endpoint["secret"], g) for g in receiver.wait_for(4)]
+    pump(app, lambda: len(distinct(receiver.received)) >= 4)
+    payloads = [_verified(endpoint["secret"], g) for g in distinct(receiver.received)]
     by_type = {p["type"]: p for p in payloads}
     assert sorted(by_type) == ["domain.broken", "domain.verified", "recipient.suppressed", "recipient.unsubscribed"]
     domain_order = [p["type"] for p in payloads if p["type"].startswith("domain.")]
@@ -322,10 +341,10 @@ def test_an_endpoint_hears_what_it_selects_from_after_it_was_registered(make_app
     _send(client, keys["acme"], to="after@kunde.test")
     with Receiver(MX1, smtp_port):
         run_worker(app)
-    pump(app, lambda: len(receiver.received) >= 3)
+    pump(app, lambda: len(distinct(receiver.received)) >= 3)
     settle(app)
     seen = sorted((p["type"], p["data"].get("recipient") or p["data"]["recipients"][0])
-                  for p in (_verified(endpoint["secret"], g) for g in receiver.received))
+                  for p in (_verified(endpoint["secret"], g) for g in distinct(receiver.received)))
     # not the first message's acceptance, which came before the endpoint; its delivery came after
     assert seen == [("message.delivered", "after@kunde.test"), ("message.delivered", "before@kunde.test"),
                     ("message.queued", "after@kunde.test")]
@@ -334,7 +353,7 @@ def test_an_endpoint_hears_what_it_selects_from_after_it_was_registered(make_app
     with Receiver(MX1, smtp_port):
         run_worker(app)
     settle(app)
-    assert len(receiver.received) == 3  # queued and delivered are no longer selected
+    assert len(distinct(receiver.received)) == 3  # queued and delivered are no longer selected
 
 
 def test_a_redirect_is_not_followed_and_counts_as_a_failure(make_app, zone, smtp_port, receiver):
@@ -390,7 +409,7 @@ def test_workflow_events_handled_and_delayed_jobs_given_up_reach_the_endpoint(ma
     assert client.post("/v1/events", json=_event("cand-7-stage-2"), headers=keys["acme"]).json()["duplicate"] is True
     pump(app, lambda: len(receiver.received) >= 1)
     settle(app)
-    [handled] = [_verified(endpoint["secret"], g) for g in receiver.received]  # once, though posted twice
+    [handled] = [_verified(endpoint["secret"], g) for g in distinct(receiver.received)]  # once, though posted twice
     assert handled["type"] == "workflow.event_handled" and handled["data"]["idempotency_key"] == "cand-7-stage-2"
     assert handled["data"]["results"] == answer["results"] and handled["data"]["results"][0]["outcome"] == "sent"
 
@@ -403,8 +422,8 @@ def test_workflow_events_handled_and_delayed_jobs_given_up_reach_the_endpoint(ma
         with app.engine.connect() as conn:
             job = conn.execute(select(workflow_jobs).where(workflow_jobs.c.id == job.id)).one()
         delays._failed(app.engine, job, RuntimeError("the event is gone"), utcnow())
-    pump(app, lambda: len(receiver.received) >= 3)
-    types = sorted(json.loads(g.body)["type"] for g in receiver.received)
+    pump(app, lambda: len(distinct(receiver.received)) >= 3)
+    types = sorted(json.loads(g.body)["type"] for g in distinct(receiver.received))
     assert types == ["workflow.event_handled", "workflow.event_handled", "workflow.job_failed"]
     failed = next(json.loads(g.body) for g in receiver.received if json.loads(g.body)["type"] == "workflow.job_failed")
     assert failed["data"]["job_id"] == job.id and failed["data"]["outcome"]["failures"] == delays.JOB_RETRIES
@@ -438,10 +457,13 @@ def test_what_a_receiver_answers_is_kept_safely_and_never_stalls_other_calls(mak
         _send(client, keys["acme"])
         _send(client, keys["globex"])
 
+        removed = []
+
         def remove_the_slow_one_mid_call() -> bool:
-            if slow_hooks.received and client.get(f"/v1/webhooks/{slow['id']}", headers=keys["acme"]).status_code == 200:
+            if slow_hooks.received and not removed:  # its call is in flight: the receiver pauses
                 assert client.delete(f"/v1/webhooks/{slow['id']}", headers=keys["acme"]).status_code == 200
-            return all(c.state == "delivered" for ep in (nul, other) for c in _calls(app, ep["id"])) \
+                removed.append(True)
+            return bool(removed) and all(c.state == "delivered" for ep in (nul, other) for c in _calls(app, ep["id"])) \
                 and bool(_calls(app, nul["id"])) and bool(_calls(app, other["id"]))
 
         pump(app, remove_the_slow_one_mid_call)
