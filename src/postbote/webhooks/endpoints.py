@@ -137,7 +137,7 @@ def create(engine: Engine, settings: Settings, tenant_id: int, *, url: object, e
     return get(engine, tenant_id, row["id"]), secret
 
 
-def _not_found(endpoint_id: str) -> NotFoundError:
+def not_found(endpoint_id: str) -> NotFoundError:
     return NotFoundError(f"No webhook endpoint {endpoint_id[:40]!r}.", code="webhook_not_found",
                          hint="List your endpoints with GET /v1/webhooks.")
 
@@ -152,7 +152,7 @@ def get(engine: Engine, tenant_id: int, endpoint_id: str) -> Endpoint:
         row = conn.execute(select(webhook_endpoints).where(webhook_endpoints.c.id == endpoint_id,
                                                            webhook_endpoints.c.tenant_id == tenant_id)).first()
     if row is None:
-        raise _not_found(endpoint_id)
+        raise not_found(endpoint_id)
     return _endpoint(row)
 
 
@@ -182,7 +182,7 @@ def change(engine: Engine, settings: Settings, tenant_id: int, endpoint_id: str,
                                                             webhook_endpoints.c.tenant_id == tenant_id)
                             .values(updated_at=utcnow(), **values))
     if done.rowcount != 1:
-        raise _not_found(endpoint_id)
+        raise not_found(endpoint_id)
     return get(engine, tenant_id, endpoint_id)
 
 
@@ -192,7 +192,7 @@ def remove(engine: Engine, tenant_id: int, endpoint_id: str) -> None:
         done = conn.execute(delete(webhook_endpoints).where(webhook_endpoints.c.id == endpoint_id,
                                                             webhook_endpoints.c.tenant_id == tenant_id))
     if done.rowcount != 1:
-        raise _not_found(endpoint_id)
+        raise not_found(endpoint_id)
 
 
 def rotate(engine: Engine, settings: Settings, tenant_id: int, endpoint_id: str, *, overlap_seconds: float) -> tuple[str, datetime]:
@@ -210,7 +210,7 @@ def rotate(engine: Engine, settings: Settings, tenant_id: int, endpoint_id: str,
                                                                     webhook_endpoints.c.tenant_id == tenant_id)
                            .with_for_update()).first()  # two rotations at once: the second sees the first
         if row is None:
-            raise _not_found(endpoint_id)
+            raise not_found(endpoint_id)
         conn.execute(update(webhook_endpoints).where(webhook_endpoints.c.id == endpoint_id).values(
             secret=vault.seal_secret(secret), previous_secret=row.secret, previous_until=until, updated_at=now))
     return secret, until

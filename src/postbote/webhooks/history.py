@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select, update
 from ..db.schema import iso_utc, utcnow, webhook_attempts, webhook_calls, webhook_endpoints
 from ..errors import InputError, NotFoundError
 from ..settings import Settings
-from .endpoints import disabled
+from .endpoints import disabled, not_found
 
 STATES = ("pending", "delivered", "dead")
 
@@ -35,8 +35,7 @@ def _require_endpoint(conn, tenant_id: int, endpoint_id: str, *, enabled: bool =
     row = conn.execute(select(webhook_endpoints.c.enabled).where(webhook_endpoints.c.id == endpoint_id,
                                                                  webhook_endpoints.c.tenant_id == tenant_id)).first()
     if row is None:
-        raise NotFoundError(f"No webhook endpoint {endpoint_id[:40]!r}.", code="webhook_not_found",
-                            hint="List your endpoints with GET /v1/webhooks.")
+        raise not_found(endpoint_id)
     if enabled and not row.enabled:
         raise disabled(endpoint_id)
 
